@@ -1,0 +1,52 @@
+# kvserver: PGXS build.
+#
+#   make && make install        build and install into the PostgreSQL found by pg_config
+#   make installcheck           pg_regress (own temporary instance) + cache unit tests + TAP
+#   ./scripts/test.sh           the same, from a root shell on a fresh Debian machine
+
+MODULE_big = kvserver
+OBJS = \
+	src/cache.o \
+	src/cache_core.o \
+	src/http_parse.o \
+	src/http_server.o \
+	src/invalidate.o \
+	src/kvserver.o \
+	src/request_queue.o \
+	src/sql_api.o \
+	src/store.o \
+	src/worker.o
+
+EXTENSION = kvserver
+DATA = sql/kvserver--1.0.sql
+PGFILEDESC = "kvserver - key-value store over HTTP inside PostgreSQL"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -pthread
+SHLIB_LINK = -lcivetweb -ljansson -pthread
+
+# pg_regress runs in its own temporary instance, preloading kvserver.
+REGRESS = kvserver_basic kvserver_txn kvserver_errors
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
+	--temp-config=$(srcdir)/test/regress.conf --port=55432
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_check_regress test/unit/test_cache_core test/unit/*.o
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Postgres-free unit tests of the cache's data structure, in TAP form.
+test/unit/test_cache_core: test/unit/test_cache_core.c src/cache_core.c src/cache_core.h
+	$(CC) -std=gnu99 -Wall -Wextra -O1 -g -I$(srcdir)/src -o $@ \
+		$(srcdir)/test/unit/test_cache_core.c $(srcdir)/src/cache_core.c
+
+unitcheck: test/unit/test_cache_core
+	prove -v test/unit/test_cache_core
+
+installcheck: unitcheck
+
+.PHONY: unitcheck
