@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages kvserver needs to build, run and test.
+#
+# Idempotent: asks dpkg which packages are missing and does nothing (no
+# network, no apt-get update) when all are present. Never reads stdin.
+# As a non-root user it only reports what is missing and fails if anything is.
+set -euo pipefail
+
+PACKAGES=(
+	postgresql-15              # server, initdb, pg_ctl
+	postgresql-client-15       # psql
+	postgresql-server-dev-15   # pg_config, PGXS, pg_regress, PostgreSQL::Test::* (TAP)
+	libcivetweb-dev            # embedded HTTP server
+	libjansson-dev             # JSON
+	libipc-run-perl            # needed by the TAP framework
+	curl
+	make
+	gcc
+	perl                       # prove, JSON::PP, HTTP::Tiny are in core
+)
+
+log() { printf 'deps.sh: %s\n' "$*" >&2; }
+
+is_installed() {
+	local status
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) || return 1
+	[ "$status" = installed ]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	log "all ${#PACKAGES[@]} required packages are installed"
+	exit 0
+fi
+
+log "missing packages: ${missing[*]}"
+
+if [ "$(id -u)" -ne 0 ]; then
+	log "not running as root, cannot install them; run as root:"
+	log "  apt-get update && apt-get install -y ${missing[*]}"
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log "running apt-get update"
+apt-get update -q </dev/null
+log "running apt-get install -y ${missing[*]}"
+apt-get install -y -q "${missing[@]}" </dev/null
+
+still_missing=()
+for pkg in "${missing[@]}"; do
+	is_installed "$pkg" || still_missing+=("$pkg")
+done
+if [ "${#still_missing[@]}" -ne 0 ]; then
+	log "still missing after apt-get install: ${still_missing[*]}"
+	exit 1
+fi
+log "installed: ${missing[*]}"
