@@ -108,10 +108,11 @@ lookup_value(FunctionCallInfo fcinfo, text *key)
 	relid = connect_store(fcinfo);
 	if (use_cache && kvcache_lookup(relid, k, klen, palloc_fn, &cached))
 	{
-		SPI_finish();
-		result = palloc(VARHDRSZ + cached.value_len);
+		/* cached.value lives in SPI memory: copy it out before SPI_finish */
+		result = MemoryContextAlloc(caller_cxt, VARHDRSZ + cached.value_len);
 		SET_VARSIZE(result, VARHDRSZ + cached.value_len);
 		memcpy(VARDATA(result), cached.value, cached.value_len);
+		SPI_finish();
 		return result;
 	}
 	if (use_cache)
