@@ -120,6 +120,8 @@ kvq_submit_and_wait(KvRequest *req, int timeout_ms)
 		deadline.tv_nsec -= 1000000000L;
 	}
 
+	req->deadline_ms = (int64_t) deadline.tv_sec * 1000 + deadline.tv_nsec / 1000000;
+
 	pthread_mutex_lock(&queue_lock);
 	if (queue_closed)
 	{
@@ -303,4 +305,13 @@ kvq_depth(void)
 	n = queue_len;
 	pthread_mutex_unlock(&queue_lock);
 	return n;
+}
+
+int64_t
+kvq_now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }

@@ -89,6 +89,9 @@ typedef struct KvRequest
 	char	   *next_key;		/* LIST: NULL when no more */
 	char	   *database;		/* HEALTH */
 
+	/* when the waiting thread gives up: CLOCK_MONOTONIC, milliseconds */
+	int64_t		deadline_ms;
+
 	/* bookkeeping, under the queue mutex */
 	KvReqState	state;
 	pthread_cond_t done_cv;
@@ -110,5 +113,6 @@ extern void kvq_fail(KvRequest *req, int status, KvError error,
 extern void kvq_close(const char *message);
 extern void kvq_reopen(void);
 extern int	kvq_depth(void);
+extern int64_t kvq_now_ms(void);
 
 #endif							/* KVSERVER_REQUEST_QUEUE_H */

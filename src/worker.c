@@ -57,9 +57,22 @@
 
 #define MAX_BATCH 256
 
+/*
+ * A request blocked by a row or table lock gives up after LOCK_WAIT_MS and
+ * is retried every RETRY_MS until its client's deadline, so one locked row
+ * cannot stall the requests behind it for a whole request_timeout.
+ */
+#define LOCK_WAIT_MS	50
+#define RETRY_MS		20
+
 /* The batch being served; an entry is set to NULL once answered. */
 static KvRequest *batch[MAX_BATCH];
+static bool batch_retry[MAX_BATCH];
 static int	batch_len = 0;
+
+/* Requests put off because of a lock, oldest first. */
+static KvRequest *deferred = NULL;
+static int	ndeferred = 0;
 
 /* What the running HTTP server was started with. */
 static char *http_listen_active = NULL;
@@ -168,11 +181,12 @@ kvserver_worker_main(Datum main_arg)
 		WaitEvent	events[3];
 		int			nevents;
 		int			i;
+		bool		retried = false;
 		KvRequest  *list;
 
 		pgstat_report_activity(STATE_IDLE, NULL);
-		nevents = WaitEventSetWait(wes, -1, events, lengthof(events),
-								   PG_WAIT_EXTENSION);
+		nevents = WaitEventSetWait(wes, deferred ? RETRY_MS : -1, events,
+								   lengthof(events), PG_WAIT_EXTENSION);
 		for (i = 0; i < nevents; i++)
 		{
 			/* exiting runs worker_shutdown, which answers our threads */
@@ -190,8 +204,24 @@ kvserver_worker_main(Datum main_arg)
 			apply_settings();
 		}
 
-		while ((list = kvq_take_all(MAX_BATCH)) != NULL)
+		/* new requests, with the deferred ones in front; those once a round */
+		for (;;)
 		{
+			list = kvq_take_all(MAX_BATCH - ndeferred);
+			if (list == NULL && (deferred == NULL || retried))
+				break;
+			if (deferred != NULL)
+			{
+				KvRequest  *tail = deferred;
+
+				while (tail->next)
+					tail = tail->next;
+				tail->next = list;
+				list = deferred;
+				deferred = NULL;
+				ndeferred = 0;
+				retried = true;
+			}
 			process_batch(list);
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -209,6 +239,14 @@ worker_shutdown(int code, Datum arg)
 
 	kvq_close(msg);
 	answer_all_with(503, KV_ERR_UNAVAILABLE, msg);
+	while (deferred != NULL)
+	{
+		KvRequest  *next = deferred->next;
+
+		kvq_fail(deferred, 503, KV_ERR_UNAVAILABLE, msg);
+		deferred = next;
+	}
+	ndeferred = 0;
 	kv_http_stop();
 }
 
@@ -254,8 +292,8 @@ apply_settings(void)
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
 
-	/* never wait on a row lock longer than a client waits for us */
-	snprintf(ms, sizeof(ms), "%d", kvserver_request_timeout_ms);
+	/* a lock wait is cut short and the request retried: see LOCK_WAIT_MS */
+	snprintf(ms, sizeof(ms), "%d", LOCK_WAIT_MS);
 	SetConfigOption("lock_timeout", ms, PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (http_listen_active != NULL &&
@@ -444,10 +482,52 @@ run_isolated(int i, Oid relid)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		set_db_error(req, edata);
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+			kvq_now_ms() + LOCK_WAIT_MS < req->deadline_ms)
+			batch_retry[i] = true;
+		else
+			set_db_error(req, edata);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Answer batch[i], or put it off if it is to be retried.  A request whose
+ * client has stopped waiting is answered with 503 rather than run late.
+ */
+static void
+finish(int i)
+{
+	if (batch_retry[i])
+	{
+		batch[i]->next = NULL;
+		if (deferred == NULL)
+			deferred = batch[i];
+		else
+		{
+			KvRequest  *tail = deferred;
+
+			while (tail->next)
+				tail = tail->next;
+			tail->next = batch[i];
+		}
+		ndeferred++;
+		batch[i] = NULL;
+		return;
+	}
+	answer(i);
+}
+
+static bool
+past_deadline(int i)
+{
+	if (kvq_now_ms() < batch[i]->deadline_ms)
+		return false;
+	kvq_fail(batch[i], 503, KV_ERR_UNAVAILABLE,
+			 "request timed out waiting for the database");
+	batch[i] = NULL;
+	return true;
 }
 
 /*
@@ -530,6 +610,7 @@ process_batch(KvRequest *list)
 		KvRequest  *next = list->next;
 
 		list->next = NULL;
+		batch_retry[batch_len] = false;
 		batch[batch_len++] = list;
 		if (is_write(list))
 			have_writes = true;
@@ -547,7 +628,7 @@ process_batch(KvRequest *list)
 		if (!OidIsValid(relid))
 			goto done;
 		for (i = 0; i < batch_len; i++)
-			if (batch[i] && is_write(batch[i]))
+			if (batch[i] && is_write(batch[i]) && !past_deadline(i))
 				run_isolated(i, relid);
 
 		/* one commit for the whole batch; only then answer the writes */
@@ -567,7 +648,8 @@ process_batch(KvRequest *list)
 			AbortCurrentTransaction();
 			snprintf(msg, sizeof(msg), "commit failed: %s", edata->message);
 			for (i = 0; i < batch_len; i++)
-				if (batch[i] && is_write(batch[i]) && batch[i]->error == KV_ERR_NONE)
+				if (batch[i] && is_write(batch[i]) && !batch_retry[i] &&
+					batch[i]->error == KV_ERR_NONE)
 					set_error(batch[i], 500, KV_ERR_INTERNAL, msg);
 			ereport(LOG, (errmsg("kvserver %s", msg)));
 			FreeErrorData(edata);
@@ -575,7 +657,7 @@ process_batch(KvRequest *list)
 		PG_END_TRY();
 		for (i = 0; i < batch_len; i++)
 			if (batch[i] && is_write(batch[i]))
-				answer(i);
+				finish(i);
 	}
 
 	if (have_reads)
@@ -585,10 +667,10 @@ process_batch(KvRequest *list)
 			goto done;
 		for (i = 0; i < batch_len; i++)
 		{
-			if (batch[i] == NULL)
+			if (batch[i] == NULL || past_deadline(i))
 				continue;
 			run_isolated(i, relid);
-			answer(i);
+			finish(i);
 		}
 		end_batch_transaction();
 	}
