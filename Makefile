@@ -8,6 +8,7 @@ MODULE_big = kvserver
 OBJS = \
 	src/cache.o \
 	src/cache_core.o \
+	src/cache_fastpath.o \
 	src/http_parse.o \
 	src/http_server.o \
 	src/invalidate.o \

@@ -23,8 +23,10 @@
  * read and its fill.  The cache is also bound to one kv_store relation
  * OID, so a DROP and CREATE EXTENSION cannot resurrect old entries.
  *
- * Locking: every partition's contents are read and written only with its
- * LWLock held exclusively (a hit reorders the LRU).  kvcache_bind_table and
+ * Locking: every partition's contents are changed only with its LWLock
+ * held exclusively (a hit reorders the LRU, so lookups take it exclusively
+ * too), and every change of entries is bracketed by seq_begin/seq_end so
+ * that the lock-free readers of cache_fastpath.c can detect it.  kvcache_bind_table and
  * kvcache_reset take all partition locks in index order.  Callers never
  * hold a partition lock across calls into this file.
  *
@@ -43,28 +45,13 @@
 
 #include "cache.h"
 #include "cache_core.h"
+#include "cache_shared.h"
 #include "kvserver.h"
 
-typedef struct KvCachePartition
-{
-	pg_atomic_uint64 generation;
-	pg_atomic_uint32 writers;
-	LWLock	   *lock;
-	Size		offset;			/* of its KvcPartition from KvCacheShared */
-} KvCachePartition;
-
-typedef struct KvCacheShared
-{
-	int			npartitions;	/* 0: cache disabled */
-	Size		partition_bytes;
-	pg_atomic_uint32 table_oid;
-	pg_atomic_uint64 hits;
-	pg_atomic_uint64 misses;
-	pg_atomic_uint64 fills_skipped;
-	KvCachePartition parts[KVCACHE_PARTITIONS];
-} KvCacheShared;
-
 static KvCacheShared *kv_cache = NULL;
+
+/* The partitions' LWLocks, from the "kvserver" tranche. */
+static LWLock *part_locks[KVCACHE_PARTITIONS];
 
 static Size
 partition_bytes(void)
@@ -99,9 +86,10 @@ kvcache_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	kv_cache = ShmemInitStruct("kvserver cache", shmem_size(), &found);
+	for (i = 0; i < KVCACHE_PARTITIONS; i++)
+		part_locks[i] = &GetNamedLWLockTranche("kvserver")[i].lock;
 	if (!found)
 	{
-		LWLockPadded *locks = GetNamedLWLockTranche("kvserver");
 		uint32		nblocks = kvc_blocks_fitting(partition_bytes());
 
 		memset(kv_cache, 0, sizeof(KvCacheShared));
@@ -116,9 +104,12 @@ kvcache_shmem_startup(void)
 		{
 			KvCachePartition *part = &kv_cache->parts[i];
 
+			pg_atomic_init_u64(&part->seq, 0);
 			pg_atomic_init_u64(&part->generation, 0);
 			pg_atomic_init_u32(&part->writers, 0);
-			part->lock = &locks[i].lock;
+			pg_atomic_init_u32(&part->hit_ring_pos, 0);
+			for (int j = 0; j < KVCACHE_HIT_RING; j++)
+				pg_atomic_init_u64(&part->hit_ring[j], 0);
 			part->offset = MAXALIGN(sizeof(KvCacheShared)) +
 				(Size) i * kv_cache->partition_bytes;
 			if (kv_cache->npartitions > 0)
@@ -158,7 +149,46 @@ int
 kvcache_partition_of(uint64 hash)
 {
 	/* high bits pick the partition; cache_core uses the low ones */
-	return (int) (hash >> 60) % KVCACHE_PARTITIONS;
+	return KVCACHE_PARTITION_OF(hash);
+}
+
+/* The shared struct, for cache_fastpath.c's kvfast_attach(). */
+void *
+kvcache_shared(void)
+{
+	return kvcache_available() ? kv_cache : NULL;
+}
+
+/* Bracket a change of a partition's entries; caller holds its lock. */
+static inline void
+seq_begin(KvCachePartition *part)
+{
+	pg_atomic_fetch_add_u64(&part->seq, 1);		/* odd: full barrier */
+}
+
+static inline void
+seq_end(KvCachePartition *part)
+{
+	pg_atomic_fetch_add_u64(&part->seq, 1);		/* even: full barrier */
+}
+
+/*
+ * Move entries hit by lock-free readers to the front of the LRU.  Caller
+ * holds the partition lock exclusively.  Touching changes only LRU links,
+ * which lock-free readers never follow, so no seq bump is needed.
+ */
+static void
+do_apply_hit_ring(KvCachePartition *part, KvcPartition *core)
+{
+	int			i;
+
+	for (i = 0; i < KVCACHE_HIT_RING; i++)
+	{
+		uint64		hash = pg_atomic_exchange_u64(&part->hit_ring[i], 0);
+
+		if (hash != 0)
+			kvc_touch_hash(core, hash);
+	}
 }
 
 /* Empty every partition; caller holds all partition locks. */
@@ -169,8 +199,12 @@ do_clear_all(void)
 
 	for (i = 0; i < kv_cache->npartitions; i++)
 	{
-		kvc_clear(core_of(&kv_cache->parts[i]));
-		pg_atomic_fetch_add_u64(&kv_cache->parts[i].generation, 1);
+		KvCachePartition *part = &kv_cache->parts[i];
+
+		seq_begin(part);
+		kvc_clear(core_of(part));
+		seq_end(part);
+		pg_atomic_fetch_add_u64(&part->generation, 1);
 	}
 }
 
@@ -180,7 +214,7 @@ lock_all(void)
 	int			i;
 
 	for (i = 0; i < kv_cache->npartitions; i++)
-		LWLockAcquire(kv_cache->parts[i].lock, LW_EXCLUSIVE);
+		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
 }
 
 static void
@@ -189,7 +223,7 @@ unlock_all(void)
 	int			i;
 
 	for (i = kv_cache->npartitions - 1; i >= 0; i--)
-		LWLockRelease(kv_cache->parts[i].lock);
+		LWLockRelease(part_locks[i]);
 }
 
 /*
@@ -209,6 +243,30 @@ kvcache_bind_table(Oid relid)
 		do_clear_all();
 		pg_atomic_write_u32(&kv_cache->table_oid, relid);
 	}
+	unlock_all();
+}
+
+bool
+kvcache_bound_to(Oid relid)
+{
+	return kvcache_available() &&
+		pg_atomic_read_u32(&kv_cache->table_oid) == relid;
+}
+
+/*
+ * kv_store 'relid' was dropped (and the dropping transaction committed):
+ * forget its entries, and serve nothing from the cache until some session
+ * binds it to a new table.
+ */
+void
+kvcache_unbind_table(Oid relid)
+{
+	if (!kvcache_available() ||
+		pg_atomic_read_u32(&kv_cache->table_oid) != relid)
+		return;
+	lock_all();
+	do_clear_all();
+	pg_atomic_write_u32(&kv_cache->table_oid, InvalidOid);
 	unlock_all();
 }
 
@@ -233,7 +291,8 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 	part = &kv_cache->parts[kvcache_partition_of(hash)];
 	core = core_of(part);
 
-	LWLockAcquire(part->lock, LW_EXCLUSIVE);
+	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	do_apply_hit_ring(part, core);
 	if (pg_atomic_read_u32(&part->writers) == 0 &&
 		pg_atomic_read_u32(&kv_cache->table_oid) == relid &&
 		(idx = kvc_lookup(core, hash, key, key_len)) != KVC_NONE)
@@ -241,7 +300,11 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 		const KvcEntry *e = kvc_entry(core, idx);
 
 		if (e->expires_at != 0 && e->expires_at <= GetCurrentTimestamp())
+		{
+			seq_begin(part);
 			kvc_remove(core, hash, key, key_len);
+			seq_end(part);
+		}
 		else
 		{
 			out->value = alloc(e->value_len + 1);
@@ -261,7 +324,7 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 			hit = true;
 		}
 	}
-	LWLockRelease(part->lock);
+	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
 
 	pg_atomic_fetch_add_u64(hit ? &kv_cache->hits : &kv_cache->misses, 1);
 	return hit;
@@ -302,14 +365,19 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 	if (!kvc_fits(core_of(part), key_len, ct_len, value_len))
 		return;
 
-	LWLockAcquire(part->lock, LW_EXCLUSIVE);
+	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	do_apply_hit_ring(part, core_of(part));
 	if (pg_atomic_read_u64(&part->generation) == token &&
 		pg_atomic_read_u32(&part->writers) == 0 &&
 		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
+	{
+		seq_begin(part);
 		filled = kvc_insert(core_of(part), hash, key, key_len,
 							content_type, ct_len, value, value_len,
 							version, expires_at);
-	LWLockRelease(part->lock);
+		seq_end(part);
+	}
+	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
 
 	if (!filled)
 		pg_atomic_fetch_add_u64(&kv_cache->fills_skipped, 1);
@@ -339,7 +407,8 @@ kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
 	if (!kvcache_available())
 		return;
 	part = &kv_cache->parts[partition];
-	LWLockAcquire(part->lock, LW_EXCLUSIVE);
+	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
+	seq_begin(part);
 	if (remove_all)
 		kvc_clear(core_of(part));
 	else
@@ -348,9 +417,10 @@ kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
 			if (kvcache_partition_of(hashes[i]) == partition)
 				kvc_remove_hash(core_of(part), hashes[i]);
 	}
+	seq_end(part);
 	pg_atomic_fetch_add_u64(&part->generation, 1);
 	pg_atomic_fetch_sub_u32(&part->writers, 1);
-	LWLockRelease(part->lock);
+	LWLockRelease(part_locks[partition]);
 }
 
 /* kv_cache_reset(): empty the cache and zero its counters. */
@@ -387,7 +457,7 @@ kvcache_stats(KvCacheStats *stats)
 		KvCachePartition *part = &kv_cache->parts[i];
 		KvcPartition *core = core_of(part);
 
-		LWLockAcquire(part->lock, LW_SHARED);
+		LWLockAcquire(part_locks[i], LW_SHARED);
 		stats->entries += core->entries;
 		stats->payload_bytes += core->payload_bytes;
 		stats->evictions += core->evictions;
@@ -395,7 +465,7 @@ kvcache_stats(KvCacheStats *stats)
 		if (i == 0)
 			stats->max_cached_value = (int64) core->max_entry_blocks * KVC_BLOCK_SIZE
 				- (int64) sizeof(KvcEntry);
-		LWLockRelease(part->lock);
+		LWLockRelease(part_locks[i]);
 	}
 	/* a block costs its bytes plus its next[] slot */
 	stats->used_bytes = blocks * (KVC_BLOCK_SIZE + sizeof(uint32));

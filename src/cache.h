@@ -13,7 +13,8 @@
 
 #include "datatype/timestamp.h"
 
-#define KVCACHE_PARTITIONS 16
+#include "cache_shared.h"
+
 
 typedef struct KvCacheStats
 {
@@ -47,6 +48,7 @@ extern void kvcache_shmem_startup(void);
 extern bool kvcache_attached(void);
 extern bool kvcache_available(void);
 extern void kvcache_bind_table(Oid relid);
+extern bool kvcache_bound_to(Oid relid);
 
 extern bool kvcache_lookup(Oid relid, const char *key, size_t key_len,
 						   KvAllocFn alloc, KvCachedValue *out);
@@ -63,6 +65,8 @@ extern void kvcache_writes_begin(int partition);
 extern void kvcache_writes_end(int partition, const uint64 *hashes,
 							   int nhashes, bool remove_all);
 
+extern void *kvcache_shared(void);
+extern void kvcache_unbind_table(Oid relid);
 extern void kvcache_reset(void);
 extern void kvcache_stats(KvCacheStats *stats);
 

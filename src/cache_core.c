@@ -276,6 +276,22 @@ kvc_touch(KvcPartition *p, uint32_t idx)
 	lru_push_head(p, idx);
 }
 
+/* Touch every entry whose key hashes to 'hash'. */
+void
+kvc_touch_hash(KvcPartition *p, uint64_t hash)
+{
+	uint32_t	idx = buckets_of(p)[bucket_of(p, hash)];
+
+	while (idx != KVC_NONE)
+	{
+		const KvcEntry *e = kvc_entry(p, idx);
+
+		if (e->hash == hash)
+			kvc_touch(p, idx);
+		idx = e->hash_next;
+	}
+}
+
 /* Unlink an entry from its bucket and the LRU, and free its blocks. */
 static void
 remove_entry(KvcPartition *p, uint32_t idx)
@@ -436,6 +452,98 @@ kvc_clear(KvcPartition *p)
 	p->lru_head = p->lru_tail = KVC_NONE;
 	p->entries = 0;
 	p->payload_bytes = 0;
+}
+
+/*
+ * Lock-free reads.  cache_fastpath.c reads a partition without its lock,
+ * while a writer may be changing it, and throws the result away if the
+ * partition's sequence counter moved.  Until it checks, it may see torn
+ * headers and half-updated chains, so these walks check every block index
+ * against nblocks and never take more steps than an entry can have: garbage
+ * in, garbage out, but never an access outside the partition and never an
+ * endless loop.  nblocks, nbuckets and max_entry_blocks never change after
+ * kvc_init, so they are safe to read.
+ */
+size_t
+kvc_max_entry_bytes(const KvcPartition *p)
+{
+	return (size_t) p->max_entry_blocks * KVC_BLOCK_SIZE;
+}
+
+/* Copy (dst != NULL) or compare with 'cmp' a payload range, bounded. */
+static bool
+racy_walk(KvcPartition *p, uint32_t idx, size_t off, char *dst,
+		  const char *cmp, size_t len)
+{
+	uint32_t   *next = next_of(p);
+	uint32_t	steps = 0;
+	uint32_t	max_steps = p->max_entry_blocks;
+
+	if (idx >= p->nblocks || off + len > kvc_max_entry_bytes(p))
+		return false;
+	while (off >= KVC_BLOCK_SIZE)
+	{
+		idx = next[idx];
+		if (idx >= p->nblocks || ++steps > max_steps)
+			return false;
+		off -= KVC_BLOCK_SIZE;
+	}
+	while (len > 0)
+	{
+		size_t		n = KVC_BLOCK_SIZE - off;
+
+		if (n > len)
+			n = len;
+		if (dst != NULL)
+		{
+			memcpy(dst, block(p, idx) + off, n);
+			dst += n;
+		}
+		else
+		{
+			if (memcmp(block(p, idx) + off, cmp, n) != 0)
+				return false;
+			cmp += n;
+		}
+		len -= n;
+		off = 0;
+		if (len > 0)
+		{
+			idx = next[idx];
+			if (idx >= p->nblocks || ++steps > max_steps)
+				return false;
+		}
+	}
+	return true;
+}
+
+uint32_t
+kvc_lookup_racy(KvcPartition *p, uint64_t hash, const char *key,
+				size_t key_len)
+{
+	volatile uint32_t *buckets = buckets_of(p);
+	uint32_t	idx = buckets[bucket_of(p, hash)];
+	uint32_t	steps = 0;
+
+	while (idx < p->nblocks && steps++ < p->nblocks)
+	{
+		KvcEntry	e;
+
+		memcpy(&e, block(p, idx), sizeof(e));
+		if (e.hash == hash && e.key_len == key_len &&
+			racy_walk(p, idx, HEADER_BYTES, NULL, key, key_len))
+			return idx;
+		idx = e.hash_next;
+	}
+	return KVC_NONE;
+}
+
+/* Copy 'len' payload bytes at offset 'off' of entry 'idx'; false if torn. */
+bool
+kvc_read_racy(KvcPartition *p, uint32_t idx, size_t off, char *dst,
+			  size_t len)
+{
+	return racy_walk(p, idx, off, dst, NULL, len);
 }
 
 uint64_t

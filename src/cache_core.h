@@ -66,6 +66,7 @@ extern const KvcEntry *kvc_entry(KvcPartition *p, uint32_t idx);
 extern void kvc_read_content_type(KvcPartition *p, uint32_t idx, char *dst);
 extern void kvc_read_value(KvcPartition *p, uint32_t idx, char *dst);
 extern void kvc_touch(KvcPartition *p, uint32_t idx);
+extern void kvc_touch_hash(KvcPartition *p, uint64_t hash);
 
 /* Changes */
 extern bool kvc_fits(KvcPartition *p, size_t key_len, size_t ct_len,
@@ -79,6 +80,13 @@ extern bool kvc_remove(KvcPartition *p, uint64_t hash,
 					   const char *key, size_t key_len);
 extern int	kvc_remove_hash(KvcPartition *p, uint64_t hash);
 extern void kvc_clear(KvcPartition *p);
+
+/* Lock-free readers: safe against a concurrent writer, see cache_core.c */
+extern uint32_t kvc_lookup_racy(KvcPartition *p, uint64_t hash,
+								const char *key, size_t key_len);
+extern bool kvc_read_racy(KvcPartition *p, uint32_t idx, size_t off,
+						  char *dst, size_t len);
+extern size_t kvc_max_entry_bytes(const KvcPartition *p);
 
 /* Accounting */
 extern uint64_t kvc_blocks_used(const KvcPartition *p);

@@ -13,6 +13,9 @@
  * civetweb is started with every signal blocked in the calling thread, so
  * its threads inherit a full mask and signals reach the main thread only.
  *
+ * GET and HEAD try the lock-free cache read of cache_fastpath.c first; only
+ * a miss goes to the main thread.
+ *
  * A reply is assembled in one buffer and written with one mg_write(), so a
  * client sees a whole response or a closed connection, never half a reply
  * that looks complete.
@@ -33,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache_fastpath.h"
 #include "http_parse.h"
 #include "request_queue.h"
 
@@ -394,6 +398,31 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 						  ? "key is longer than kvserver.max_key_length"
 						  : "key must be 1 or more bytes of valid UTF-8, without NUL, with valid percent-escapes",
 						  NULL, head, false);
+
+	/* a cache hit is answered right here, without the main thread */
+	if (strcmp(method, "GET") == 0 || head)
+	{
+		KvFastValue fv;
+
+		if (kvfast_get(key, key_len, &fv))
+		{
+			Reply		r = {0};
+
+			r.status = 200;
+			r.content_type = fv.content_type ? fv.content_type
+				: "application/octet-stream";
+			r.body = fv.value;
+			r.body_len = fv.value_len;
+			r.etag = fv.version;
+			r.cache = 1;
+			r.head = head;
+			send_reply(conn, &r);
+			free(fv.value);
+			free(fv.content_type);
+			free(key);
+			return 200;
+		}
+	}
 
 	req = kvq_request_new(KV_OP_GET);
 	if (req == NULL)

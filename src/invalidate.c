@@ -19,6 +19,10 @@
  * Subtransaction aborts keep their hashes: invalidating a key that did not
  * change costs one miss, forgetting one that did would serve stale data.
  *
+ * Dropping kv_store (DROP EXTENSION) fires no trigger, so an object access
+ * hook notices it instead, and the commit then empties and unbinds the
+ * cache: a later CREATE EXTENSION starts from an empty cache.
+ *
  * PREPARE TRANSACTION after writing kv_store is refused: the commit would
  * come later, maybe from another backend, and nobody would invalidate.
  *
@@ -30,6 +34,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -48,9 +54,14 @@ static int	pending_cap = 0;
 static bool pending_all = false;
 static bool wrote_store = false;
 static bool writes_begun[KVCACHE_PARTITIONS];
+static Oid	dropped_store = InvalidOid;
+
+static object_access_hook_type prev_object_access_hook = NULL;
 
 static void kv_xact_callback(XactEvent event, void *arg);
 static void record_key(HeapTuple tuple, TupleDesc desc);
+static void kv_object_access(ObjectAccessType access, Oid classId,
+							 Oid objectId, int subId, void *arg);
 
 PG_FUNCTION_INFO_V1(kv_store_invalidate);
 
@@ -58,6 +69,23 @@ void
 kv_invalidate_init(void)
 {
 	RegisterXactCallback(kv_xact_callback, NULL);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = kv_object_access;
+}
+
+static void
+kv_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0 &&
+		kvcache_available() && kvcache_bound_to(objectId))
+	{
+		dropped_store = objectId;
+		wrote_store = true;
+		pending_all = true;
+	}
 }
 
 /* Has the open transaction written kv_store?  Then it must bypass the cache. */
@@ -146,6 +174,7 @@ forget_transaction(void)
 	pending_cap = 0;
 	pending_all = false;
 	wrote_store = false;
+	dropped_store = InvalidOid;
 	memset(writes_begun, 0, sizeof(writes_begun));
 }
 
@@ -185,6 +214,8 @@ kv_xact_callback(XactEvent event, void *arg)
 										   committed ? npending : 0,
 										   committed && pending_all);
 				}
+				if (committed && OidIsValid(dropped_store))
+					kvcache_unbind_table(dropped_store);
 				forget_transaction();
 				break;
 			}

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "cache.h"
+#include "cache_fastpath.h"
 #include "http_server.h"
 #include "kvserver.h"
 #include "request_queue.h"
@@ -162,6 +163,7 @@ kvserver_worker_main(Datum main_arg)
 	before_shmem_exit(worker_shutdown, (Datum) 0);
 
 	/* signals are still blocked: civetweb's threads inherit that */
+	kvfast_attach(kvcache_shared());
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
 	start_http();

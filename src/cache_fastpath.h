@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache_fastpath.h
+ *	  Lock-free cache reads for civetweb threads (src/cache_fastpath.c).
+ *
+ * IDENTIFICATION
+ *	  src/cache_fastpath.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVSERVER_CACHE_FASTPATH_H
+#define KVSERVER_CACHE_FASTPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct KvFastValue
+{
+	char	   *value;			/* malloc'd */
+	size_t		value_len;
+	char	   *content_type;	/* malloc'd; NULL: none */
+	int64_t		version;
+	int64_t		expires_at;		/* PostgreSQL timestamptz; 0: never */
+} KvFastValue;
+
+extern void kvfast_attach(void *shared);
+extern bool kvfast_get(const char *key, size_t key_len, KvFastValue *out);
+
+#endif							/* KVSERVER_CACHE_FASTPATH_H */
