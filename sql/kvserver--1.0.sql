@@ -129,3 +129,6 @@ REVOKE ALL ON FUNCTION kv_store_stamp() FROM PUBLIC;
 CREATE TRIGGER kv_store_stamp
 	BEFORE UPDATE ON kv_store
 	FOR EACH ROW EXECUTE FUNCTION kv_store_stamp();
+
+/* The worker deletes expired keys through this index (kvserver.expire_interval). */
+CREATE INDEX kv_store_expires_at ON kv_store (expires_at) WHERE expires_at IS NOT NULL;

@@ -425,6 +425,38 @@ done:
 	return err;
 }
 
+/*
+ * An If-Match / If-None-Match value: "*" (KV_MATCH_ANY) or one entity tag
+ * "<version>" as we send them, optionally weak (W/).  Lists of tags are
+ * not supported and are a bad request, as is anything else malformed.
+ */
+KvError
+kv_parse_etag(const char *header, int64_t *version)
+{
+	const char *p = header;
+	const char *end;
+	int64_t		v;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end - p == 1 && *p == '*')
+	{
+		*version = KV_MATCH_ANY;
+		return KV_ERR_NONE;
+	}
+	if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+		p += 2;
+	if (end - p < 3 || *p != '"' || end[-1] != '"')
+		return KV_ERR_BAD_REQUEST;
+	if (!kv_parse_int64(p + 1, end - p - 2, &v) || v < 1)
+		return KV_ERR_BAD_REQUEST;
+	*version = v;
+	return KV_ERR_NONE;
+}
+
 const char *
 kv_error_code(KvError error)
 {

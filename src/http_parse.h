@@ -51,6 +51,8 @@ extern KvError kv_parse_create_body(const char *body, size_t len,
 									char **value, size_t *value_len,
 									int64_t *ttl, const char **why);
 
+extern KvError kv_parse_etag(const char *header, int64_t *version);
+
 extern const char *kv_error_code(KvError error);
 extern char *kv_json_error(KvError error, const char *message, size_t *len);
 extern char *kv_json_keys(char **keys, int nkeys, const char *next,

@@ -58,6 +58,7 @@ typedef struct Reply
 	const char *body;
 	size_t		body_len;
 	int64_t		etag;			/* < 0: none */
+	int64_t		expires_at;		/* PostgreSQL timestamptz; 0: none */
 	int			cache;			/* -1: no header, 0: MISS, 1: HIT */
 	const char *allow;
 	bool		head;			/* HEAD: headers only */
@@ -75,6 +76,8 @@ status_text(int status)
 			return "Created";
 		case 204:
 			return "No Content";
+		case 304:
+			return "Not Modified";
 		case 400:
 			return "Bad Request";
 		case 404:
@@ -97,29 +100,48 @@ status_text(int status)
 	return "Error";
 }
 
+/* PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC. */
+static void
+format_timestamp(int64_t pg_ts, char *buf, size_t len)
+{
+	time_t		secs = (time_t) (pg_ts / 1000000 + INT64_C(946684800));
+	struct tm	tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /* Assemble status line, headers and body, and write them at once. */
 static void
 send_reply(struct mg_connection *conn, const Reply *r)
 {
 	char		head[1024];
 	int			n;
-	size_t		body_len = (r->status == 204) ? 0 : r->body_len;
+	bool		no_body = (r->status == 204 || r->status == 304);
+	size_t		body_len = no_body ? 0 : r->body_len;
 	char	   *buf;
 
-	n = snprintf(head, sizeof(head),
-				 "HTTP/1.1 %d %s\r\n"
-				 "Content-Length: %zu\r\n"
-				 "%s%s%s",
-				 r->status, status_text(r->status), body_len,
-				 r->content_type ? "Content-Type: " : "",
-				 r->content_type ? r->content_type : "",
-				 r->content_type ? "\r\n" : "");
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n",
+				 r->status, status_text(r->status));
+	if (!no_body)
+		n += snprintf(head + n, sizeof(head) - n,
+					  "Content-Length: %zu\r\n", body_len);
+	if (r->content_type && !no_body)
+		n += snprintf(head + n, sizeof(head) - n, "Content-Type: %s\r\n",
+					  r->content_type);
 	if (r->etag >= 0)
 		n += snprintf(head + n, sizeof(head) - n, "ETag: \"%" PRId64 "\"\r\n",
 					  r->etag);
 	if (r->cache >= 0)
 		n += snprintf(head + n, sizeof(head) - n, "X-Cache: %s\r\n",
 					  r->cache ? "HIT" : "MISS");
+	if (r->expires_at != 0)
+	{
+		char		ts[64];
+
+		format_timestamp(r->expires_at, ts, sizeof(ts));
+		n += snprintf(head + n, sizeof(head) - n, "X-Expires-At: %s\r\n", ts);
+	}
 	if (r->allow)
 		n += snprintf(head + n, sizeof(head) - n, "Allow: %s\r\n", r->allow);
 	if (r->status == 503)
@@ -308,6 +330,30 @@ read_body(struct mg_connection *conn, const struct mg_request_info *ri,
 	return 0;
 }
 
+/*
+ * A stored value: 200 with its bytes, or 304 when the client's
+ * If-None-Match names its version.
+ */
+static int
+send_value(struct mg_connection *conn, const char *value, size_t len,
+		   const char *content_type, int64_t version, int64_t expires_at,
+		   bool hit, bool head, int64_t if_none_match)
+{
+	Reply		r = {0};
+
+	r.status = (if_none_match == KV_MATCH_ANY || if_none_match == version)
+		? 304 : 200;
+	r.content_type = content_type ? content_type : "application/octet-stream";
+	r.body = value;
+	r.body_len = len;
+	r.etag = version;
+	r.expires_at = expires_at;
+	r.cache = hit;
+	r.head = head;
+	send_reply(conn, &r);
+	return r.status;
+}
+
 /* Hand a request to the main thread and write its reply. */
 static int
 run_request(struct mg_connection *conn, KvRequest *req, bool head)
@@ -328,20 +374,11 @@ run_request(struct mg_connection *conn, KvRequest *req, bool head)
 		switch (req->op)
 		{
 			case KV_OP_GET:
-				{
-					Reply		r = {0};
-
-					r.status = 200;
-					r.content_type = req->reply_content_type
-						? req->reply_content_type : "application/octet-stream";
-					r.body = req->reply_value;
-					r.body_len = req->reply_value_len;
-					r.etag = req->version;
-					r.cache = req->cache_hit;
-					r.head = head;
-					send_reply(conn, &r);
-					break;
-				}
+				status = send_value(conn, req->reply_value, req->reply_value_len,
+									req->reply_content_type, req->version,
+									req->expires_at, req->cache_hit, head,
+									req->if_none_match);
+				break;
 			case KV_OP_PUT:
 			case KV_OP_CREATE:
 				send_json(conn, status,
@@ -374,6 +411,36 @@ run_request(struct mg_connection *conn, KvRequest *req, bool head)
 	return status;
 }
 
+/*
+ * Conditional request headers.  PUT: If-None-Match: * (create only) or
+ * If-Match (replace only that version, or any with *).  DELETE: If-Match.
+ * GET/HEAD: If-None-Match (304 when it names the current version).
+ * Returns a complaint, or NULL.
+ */
+static const char *
+parse_preconditions(const struct mg_request_info *ri, const char *method,
+					bool head, int64_t *if_match, int64_t *if_none_match)
+{
+	int			n_im;
+	int			n_inm;
+	const char *im = find_header(ri, "If-Match", &n_im);
+	const char *inm = find_header(ri, "If-None-Match", &n_inm);
+	bool		is_get = head || strcmp(method, "GET") == 0;
+
+	if (n_im > 1 || n_inm > 1)
+		return "repeated If-Match or If-None-Match header";
+	if (im != NULL && !is_get &&
+		kv_parse_etag(im, if_match) != KV_ERR_NONE)
+		return "If-Match must be * or one entity tag such as \"42\"";
+	if (inm != NULL && strcmp(method, "DELETE") != 0 &&
+		kv_parse_etag(inm, if_none_match) != KV_ERR_NONE)
+		return "If-None-Match must be * or one entity tag such as \"42\"";
+	if (strcmp(method, "PUT") == 0 && *if_none_match != KV_MATCH_NONE &&
+		(*if_none_match != KV_MATCH_ANY || *if_match != KV_MATCH_NONE))
+		return "a PUT takes If-None-Match: * alone, or If-Match";
+	return NULL;
+}
+
 static int
 handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 		   const char *key_raw, bool chunked, bool head)
@@ -384,6 +451,9 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 	size_t		key_len;
 	KvError		err;
 	int			max_key = __atomic_load_n(&limit_key_length, __ATOMIC_RELAXED);
+	int64_t		if_match = KV_MATCH_NONE;
+	int64_t		if_none_match = KV_MATCH_NONE;
+	const char *why;
 
 	if (strcmp(method, "GET") != 0 && !head && strcmp(method, "PUT") != 0 &&
 		strcmp(method, "DELETE") != 0)
@@ -399,6 +469,14 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 						  : "key must be 1 or more bytes of valid UTF-8, without NUL, with valid percent-escapes",
 						  NULL, head, false);
 
+	why = parse_preconditions(ri, method, head, &if_match, &if_none_match);
+	if (why != NULL)
+	{
+		free(key);
+		return send_error(conn, 400, KV_ERR_BAD_REQUEST, why, NULL, head,
+						  strcmp(method, "PUT") == 0);
+	}
+
 	/* a cache hit is answered right here, without the main thread */
 	if (strcmp(method, "GET") == 0 || head)
 	{
@@ -406,21 +484,15 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 
 		if (kvfast_get(key, key_len, &fv))
 		{
-			Reply		r = {0};
+			int			status = send_value(conn, fv.value, fv.value_len,
+											fv.content_type, fv.version,
+											fv.expires_at, true, head,
+											if_none_match);
 
-			r.status = 200;
-			r.content_type = fv.content_type ? fv.content_type
-				: "application/octet-stream";
-			r.body = fv.value;
-			r.body_len = fv.value_len;
-			r.etag = fv.version;
-			r.cache = 1;
-			r.head = head;
-			send_reply(conn, &r);
 			free(fv.value);
 			free(fv.content_type);
 			free(key);
-			return 200;
+			return status;
 		}
 	}
 
@@ -433,16 +505,19 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 	}
 	req->key = key;
 	req->key_len = key_len;
+	req->if_match = if_match;
+	req->if_none_match = if_none_match;
 
 	if (strcmp(method, "PUT") == 0)
 	{
-		const char *why = NULL;
 		int64_t		max_value = __atomic_load_n(&limit_value_size, __ATOMIC_RELAXED);
 		const char *ct;
 		int			nct;
 		int			rc;
 
 		req->op = KV_OP_PUT;
+		req->create_only = (if_none_match == KV_MATCH_ANY);
+		req->if_none_match = KV_MATCH_NONE;
 		if (kv_parse_ttl(ri->query_string, &req->ttl_seconds, &why) != KV_ERR_NONE)
 		{
 			kvq_request_free(req);

@@ -39,6 +39,7 @@ int			kvserver_cache_size_kb = 64 * 1024;
 int			kvserver_max_key_length = 1024;
 int			kvserver_max_value_size = 1024 * 1024;
 int			kvserver_request_timeout_ms = 5000;
+int			kvserver_expire_interval_s = 10;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -135,6 +136,15 @@ define_gucs(void)
 							5000, 100, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvserver.expire_interval",
+							"How often the worker deletes expired keys.",
+							"Expired keys are never returned, whatever this is; 0 leaves their rows in place.",
+							&kvserver_expire_interval_s,
+							10, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kvserver");

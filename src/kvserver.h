@@ -23,6 +23,7 @@ extern int	kvserver_cache_size_kb;
 extern int	kvserver_max_key_length;
 extern int	kvserver_max_value_size;
 extern int	kvserver_request_timeout_ms;
+extern int	kvserver_expire_interval_s;
 
 /* Content type recorded for values written as text. */
 #define KV_TEXT_CONTENT_TYPE "text/plain; charset=utf-8"

@@ -55,6 +55,8 @@ kvq_request_new(KvOp op)
 	if (req == NULL)
 		return NULL;
 	req->op = op;
+	req->if_match = KV_MATCH_NONE;
+	req->if_none_match = KV_MATCH_NONE;
 	req->state = KV_REQ_NEW;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -60,6 +60,10 @@ typedef enum KvError
 	KV_ERR_INTERNAL
 } KvError;
 
+/* If-Match / If-None-Match values; versions themselves are >= 1 */
+#define KV_MATCH_NONE	INT64_C(-1)
+#define KV_MATCH_ANY	INT64_C(0)
+
 typedef struct KvRequest
 {
 	/* the request, filled by the civetweb thread */
@@ -70,6 +74,9 @@ typedef struct KvRequest
 	size_t		value_len;
 	char	   *content_type;	/* NULL: none given */
 	int64_t		ttl_seconds;	/* 0: no expiry */
+	int64_t		if_match;		/* KV_MATCH_NONE, KV_MATCH_ANY or a version */
+	bool		create_only;	/* POST, or PUT with If-None-Match: * */
+	int64_t		if_none_match;	/* GET: answer 304 for this version */
 	char	   *prefix;			/* LIST */
 	char	   *after;			/* LIST; NULL: from the start */
 	int			limit;			/* LIST */

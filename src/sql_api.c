@@ -201,7 +201,7 @@ put_common(FunctionCallInfo fcinfo, const char *content_type)
 	connect_store(fcinfo);
 	store_put(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 			  VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value),
-			  content_type, expires_at, false, &version);
+			  content_type, expires_at, false, KV_MATCH_NONE, &version);
 	SPI_finish();
 }
 
@@ -226,7 +226,8 @@ kv_delete(PG_FUNCTION_ARGS)
 	bool		deleted;
 
 	connect_store(fcinfo);
-	deleted = store_delete(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	deleted = store_delete(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+						   KV_MATCH_NONE) == KV_DELETE_DONE;
 	SPI_finish();
 	PG_RETURN_BOOL(deleted);
 }

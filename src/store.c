@@ -44,6 +44,9 @@ typedef enum StorePlan
 	PLAN_UPSERT,
 	PLAN_CREATE,
 	PLAN_DELETE,
+	PLAN_UPDATE_IF,
+	PLAN_DELETE_IF,
+	PLAN_EXPIRE,
 	PLAN_LIST_ALL,
 	PLAN_LIST_PREFIX,
 	NUM_PLANS
@@ -107,6 +110,9 @@ store_prepare(Oid nspid)
 	Oid			put_args[4] = {TEXTOID, BYTEAOID, TEXTOID, TIMESTAMPTZOID};
 	Oid			list_args[3] = {TEXTOID, TEXTOID, INT4OID};
 	Oid			prefix_args[4] = {TEXTOID, TEXTOID, INT4OID, TEXTOID};
+	Oid			update_args[5] = {TEXTOID, BYTEAOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Oid			delete_args[2] = {TEXTOID, INT8OID};
+	Oid			expire_args[1] = {INT4OID};
 	int			i;
 
 	nspname = get_namespace_name(nspid);
@@ -171,6 +177,35 @@ store_prepare(Oid nspid)
 					 "DELETE FROM %s.kv_store WHERE key = $1 RETURNING " LIVE,
 					 schema);
 	plans[PLAN_DELETE] = prepare(sql.data, 1, get_args);
+
+	/* If-Match: replace only that version ($5 NULL: any live version) */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.kv_store SET value = $2, content_type = $3,"
+					 " expires_at = $4,"
+					 " version = pg_catalog.nextval('%s.kv_store_version_seq'),"
+					 " updated_at = pg_catalog.now()"
+					 " WHERE key = $1 AND ($5 IS NULL OR version = $5) AND " LIVE
+					 " RETURNING version",
+					 schema, schema);
+	plans[PLAN_UPDATE_IF] = prepare(sql.data, 5, update_args);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "DELETE FROM %s.kv_store"
+					 " WHERE key = $1 AND ($2 IS NULL OR version = $2) AND " LIVE
+					 " RETURNING true", schema);
+	plans[PLAN_DELETE_IF] = prepare(sql.data, 2, delete_args);
+
+	/* expiry in small batches, through the partial index on expires_at */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "DELETE FROM %s.kv_store WHERE key IN"
+					 " (SELECT key FROM %s.kv_store"
+					 "  WHERE expires_at <= pg_catalog.clock_timestamp()"
+					 "  LIMIT $1 FOR UPDATE SKIP LOCKED)",
+					 schema, schema);
+	plans[PLAN_EXPIRE] = prepare(sql.data, 1, expire_args);
 
 	/* keys are COLLATE "C": byte order, and ranges use the primary key */
 	resetStringInfo(&sql);
@@ -248,10 +283,10 @@ store_get(const char *key, size_t key_len, KvRow *row)
 KvPutResult
 store_put(const char *key, size_t key_len, const char *value,
 		  size_t value_len, const char *content_type, TimestampTz expires_at,
-		  bool create_only, int64 *version)
+		  bool create_only, int64 if_match, int64 *version)
 {
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	HeapTuple	tup;
 	TupleDesc	desc;
@@ -269,6 +304,18 @@ store_put(const char *key, size_t key_len, const char *value,
 	if (expires_at == 0)
 		nulls[3] = 'n';
 
+	if (if_match != KV_MATCH_NONE)
+	{
+		args[4] = Int64GetDatum(if_match);
+		if (if_match == KV_MATCH_ANY)
+			nulls[4] = 'n';
+		execute(PLAN_UPDATE_IF, args, nulls, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed == 0)
+			return KV_PUT_NO_MATCH;
+		*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		return KV_PUT_REPLACED;
+	}
 	execute(create_only ? PLAN_CREATE : PLAN_UPSERT, args, nulls,
 			SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 0)
@@ -282,19 +329,43 @@ store_put(const char *key, size_t key_len, const char *value,
 		? KV_PUT_CREATED : KV_PUT_REPLACED;
 }
 
-/* True when a live (unexpired) row was deleted. */
-bool
-store_delete(const char *key, size_t key_len)
+/*
+ * Delete a key.  Without a condition an expired row is removed too but
+ * reported absent; with If-Match only a live row of that version goes.
+ */
+KvDeleteResult
+store_delete(const char *key, size_t key_len, int64 if_match)
 {
-	Datum		args[1];
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 
 	args[0] = text_datum(key, key_len);
+	if (if_match != KV_MATCH_NONE)
+	{
+		args[1] = Int64GetDatum(if_match);
+		if (if_match == KV_MATCH_ANY)
+			nulls[1] = 'n';
+		execute(PLAN_DELETE_IF, args, nulls, SPI_OK_DELETE_RETURNING);
+		return SPI_processed > 0 ? KV_DELETE_DONE : KV_DELETE_NO_MATCH;
+	}
 	execute(PLAN_DELETE, args, NULL, SPI_OK_DELETE_RETURNING);
 	if (SPI_processed == 0)
-		return false;
+		return KV_DELETE_ABSENT;
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull));
+									  SPI_tuptable->tupdesc, 1, &isnull))
+		? KV_DELETE_DONE : KV_DELETE_ABSENT;
+}
+
+/* Delete up to 'limit' expired rows; returns how many. */
+int64
+store_delete_expired(int limit)
+{
+	Datum		args[1];
+
+	args[0] = Int32GetDatum(limit);
+	execute(PLAN_EXPIRE, args, NULL, SPI_OK_DELETE);
+	return (int64) SPI_processed;
 }
 
 /*

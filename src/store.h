@@ -17,6 +17,8 @@
 
 #include "datatype/timestamp.h"
 
+#include "request_queue.h"
+
 typedef struct KvRow
 {
 	bool		found;
@@ -31,8 +33,16 @@ typedef enum KvPutResult
 {
 	KV_PUT_CREATED,
 	KV_PUT_REPLACED,
-	KV_PUT_EXISTS				/* create-only and the key is live */
+	KV_PUT_EXISTS,				/* create-only and the key is live */
+	KV_PUT_NO_MATCH				/* If-Match and the version differs */
 } KvPutResult;
+
+typedef enum KvDeleteResult
+{
+	KV_DELETE_DONE,
+	KV_DELETE_ABSENT,
+	KV_DELETE_NO_MATCH
+} KvDeleteResult;
 
 extern Oid	store_namespace_of_extension(void);
 extern Oid	store_prepare(Oid nspid);
@@ -40,8 +50,10 @@ extern void store_get(const char *key, size_t key_len, KvRow *row);
 extern KvPutResult store_put(const char *key, size_t key_len,
 							 const char *value, size_t value_len,
 							 const char *content_type, TimestampTz expires_at,
-							 bool create_only, int64 *version);
-extern bool store_delete(const char *key, size_t key_len);
+							 bool create_only, int64 if_match, int64 *version);
+extern KvDeleteResult store_delete(const char *key, size_t key_len,
+								   int64 if_match);
+extern int64 store_delete_expired(int limit);
 extern int	store_list(const char *prefix, const char *after, int limit,
 					   char ***keys);
 

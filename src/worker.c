@@ -66,6 +66,10 @@
 #define LOCK_WAIT_MS	50
 #define RETRY_MS		20
 
+/* Expired rows are deleted this many at a time, a few batches per round. */
+#define EXPIRE_BATCH	500
+#define EXPIRE_ROUNDS	20
+
 /* The batch being served; an entry is set to NULL once answered. */
 static KvRequest *batch[MAX_BATCH];
 static bool batch_retry[MAX_BATCH];
@@ -83,6 +87,12 @@ static void worker_shutdown(int code, Datum arg);
 static void start_http(void);
 static void apply_settings(void);
 static void process_batch(KvRequest *list);
+static void delete_expired(void);
+static Oid	begin_batch_transaction(void);
+static void end_batch_transaction(void);
+static long wait_timeout(void);
+
+static TimestampTz next_expire = 0;
 
 /*---- replies ----*/
 
@@ -187,7 +197,7 @@ kvserver_worker_main(Datum main_arg)
 		KvRequest  *list;
 
 		pgstat_report_activity(STATE_IDLE, NULL);
-		nevents = WaitEventSetWait(wes, deferred ? RETRY_MS : -1, events,
+		nevents = WaitEventSetWait(wes, wait_timeout(), events,
 								   lengthof(events), PG_WAIT_EXTENSION);
 		for (i = 0; i < nevents; i++)
 		{
@@ -227,6 +237,74 @@ kvserver_worker_main(Datum main_arg)
 			process_batch(list);
 			CHECK_FOR_INTERRUPTS();
 		}
+
+		if (kvserver_expire_interval_s > 0 &&
+			GetCurrentTimestamp() >= next_expire)
+		{
+			delete_expired();
+			next_expire = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  kvserver_expire_interval_s * 1000);
+		}
+	}
+}
+
+/* Milliseconds until the next thing to do without being woken, or -1. */
+static long
+wait_timeout(void)
+{
+	long		timeout = deferred ? RETRY_MS : -1;
+
+	if (kvserver_expire_interval_s > 0)
+	{
+		long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															next_expire);
+
+		if (timeout < 0 || until < timeout)
+			timeout = until;
+	}
+	return timeout;
+}
+
+/*
+ * Delete expired rows, a batch per transaction so that no transaction holds
+ * many row locks or keeps clients waiting long.  Reads never return expired
+ * keys anyway; this only reclaims their space.
+ */
+static void
+delete_expired(void)
+{
+	int			round;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	for (round = 0; round < EXPIRE_ROUNDS; round++)
+	{
+		volatile int64 n = 0;
+
+		if (!OidIsValid(begin_batch_transaction()))
+			return;
+		pgstat_report_activity(STATE_RUNNING, "kvserver: deleting expired keys");
+		PG_TRY();
+		{
+			n = store_delete_expired(EXPIRE_BATCH);
+			end_batch_transaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			ereport(LOG,
+					(errmsg("kvserver could not delete expired keys: %s",
+							edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (n < EXPIRE_BATCH || kvq_depth() > 0)
+			break;
 	}
 }
 
@@ -393,9 +471,16 @@ execute_request(KvRequest *req, Oid relid)
 				expires_at = GetCurrentTimestamp() + req->ttl_seconds * USECS_PER_SEC;
 			res = store_put(req->key, req->key_len, req->value, req->value_len,
 							req->content_type, expires_at,
-							req->op == KV_OP_CREATE, &version);
-			if (res == KV_PUT_EXISTS)
+							req->op == KV_OP_CREATE || req->create_only,
+							req->if_match, &version);
+			if (res == KV_PUT_EXISTS && req->op == KV_OP_CREATE)
 				set_error(req, 409, KV_ERR_CONFLICT, "key already exists");
+			else if (res == KV_PUT_EXISTS)
+				set_error(req, 412, KV_ERR_PRECONDITION_FAILED,
+						  "If-None-Match: * but the key exists");
+			else if (res == KV_PUT_NO_MATCH)
+				set_error(req, 412, KV_ERR_PRECONDITION_FAILED,
+						  "If-Match does not match the key's current version");
 			else
 			{
 				req->status = (res == KV_PUT_CREATED) ? 201 : 200;
@@ -404,10 +489,19 @@ execute_request(KvRequest *req, Oid relid)
 			}
 			break;
 		case KV_OP_DELETE:
-			if (store_delete(req->key, req->key_len))
-				req->status = 204;
-			else
-				set_error(req, 404, KV_ERR_NOT_FOUND, "key not found");
+			switch (store_delete(req->key, req->key_len, req->if_match))
+			{
+				case KV_DELETE_DONE:
+					req->status = 204;
+					break;
+				case KV_DELETE_ABSENT:
+					set_error(req, 404, KV_ERR_NOT_FOUND, "key not found");
+					break;
+				case KV_DELETE_NO_MATCH:
+					set_error(req, 412, KV_ERR_PRECONDITION_FAILED,
+							  "If-Match does not match the key's current version");
+					break;
+			}
 			break;
 		case KV_OP_LIST:
 			fill_list_reply(req);
