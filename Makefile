@@ -9,10 +9,12 @@ OBJS = \
 	src/cache.o \
 	src/cache_core.o \
 	src/cache_fastpath.o \
+	src/dashboard_html.o \
 	src/http_parse.o \
 	src/http_server.o \
 	src/invalidate.o \
 	src/kvserver.o \
+	src/metrics.o \
 	src/request_queue.o \
 	src/sql_api.o \
 	src/store.o \
@@ -34,11 +36,15 @@ REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = tmp_check_regress test/unit/test_cache_core test/unit/*.o
+EXTRA_CLEAN = src/dashboard_html.c tmp_check_regress test/unit/test_cache_core test/unit/*.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The dashboard page, compiled into the module.
+src/dashboard_html.c: web/dashboard.html scripts/embed.pl
+	perl $(srcdir)/scripts/embed.pl kv_dashboard_html < $< > $@
 
 # Postgres-free unit tests of the cache's data structure, in TAP form.
 test/unit/test_cache_core: test/unit/test_cache_core.c src/cache_core.c src/cache_core.h

@@ -136,6 +136,34 @@ try_get(KvCachePartition *part, KvcPartition *core, uint64_t hash,
 	return 1;
 }
 
+/*
+ * Cache figures for /metrics.  The per-partition counts are written under
+ * the partition locks, which we cannot take; aligned 64-bit loads are not
+ * torn, so each figure is one that was true at some recent moment.
+ */
+void
+kvfast_stats(KvFastStats *stats)
+{
+	int			i;
+
+	memset(stats, 0, sizeof(*stats));
+	if (shared == NULL || shared->npartitions == 0)
+		return;
+	stats->hits = pg_atomic_read_u64(&shared->hits);
+	stats->misses = pg_atomic_read_u64(&shared->misses);
+	stats->capacity_bytes = (uint64_t) shared->partition_bytes * shared->npartitions;
+	for (i = 0; i < shared->npartitions; i++)
+	{
+		volatile KvcPartition *core = (KvcPartition *)
+		((char *) shared + shared->parts[i].offset);
+
+		stats->entries += core->entries;
+		stats->evictions += core->evictions;
+		stats->used_bytes += (uint64_t) (core->nblocks - core->nfree) *
+			(KVC_BLOCK_SIZE + sizeof(uint32_t));
+	}
+}
+
 /* A cache hit without the main thread, or false to take the slow path. */
 bool
 kvfast_get(const char *key, size_t key_len, KvFastValue *out)

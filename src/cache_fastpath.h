@@ -24,7 +24,18 @@ typedef struct KvFastValue
 	int64_t		expires_at;		/* PostgreSQL timestamptz; 0: never */
 } KvFastValue;
 
+typedef struct KvFastStats
+{
+	uint64_t	hits;
+	uint64_t	misses;
+	uint64_t	evictions;
+	uint64_t	entries;
+	uint64_t	used_bytes;
+	uint64_t	capacity_bytes;
+} KvFastStats;
+
 extern void kvfast_attach(void *shared);
+extern void kvfast_stats(KvFastStats *stats);
 extern bool kvfast_get(const char *key, size_t key_len, KvFastValue *out);
 
 #endif							/* KVSERVER_CACHE_FASTPATH_H */

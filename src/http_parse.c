@@ -39,6 +39,10 @@ kv_route(const char *path, const char **key_raw)
 	}
 	if (strcmp(path, "/health") == 0)
 		return KV_ROUTE_HEALTH;
+	if (strcmp(path, "/metrics") == 0)
+		return KV_ROUTE_METRICS;
+	if (strcmp(path, "/") == 0)
+		return KV_ROUTE_DASHBOARD;
 	return KV_ROUTE_NOT_FOUND;
 }
 

@@ -26,7 +26,9 @@ typedef enum KvRoute
 	KV_ROUTE_NOT_FOUND,
 	KV_ROUTE_KEY,				/* /kv/{key} */
 	KV_ROUTE_COLLECTION,		/* /kv/ or /kv */
-	KV_ROUTE_HEALTH				/* /health */
+	KV_ROUTE_HEALTH,			/* /health */
+	KV_ROUTE_METRICS,			/* /metrics */
+	KV_ROUTE_DASHBOARD			/* / */
 } KvRoute;
 
 /* Bounds that are not settings. */

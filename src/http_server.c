@@ -35,9 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cache_fastpath.h"
 #include "http_parse.h"
+#include "metrics.h"
 #include "request_queue.h"
 
 #ifdef PG_MAJORVERSION
@@ -628,18 +630,54 @@ handle_collection(struct mg_connection *conn,
 					  "GET, HEAD, POST", head, false);
 }
 
+/* The dashboard page, generated from web/dashboard.html at build time. */
+extern const char kv_dashboard_html[];
+extern const size_t kv_dashboard_html_len;
+
 static int
-handle_request(struct mg_connection *conn, void *cbdata)
+send_static(struct mg_connection *conn, const char *content_type,
+			const char *body, size_t len, bool head)
 {
-	const struct mg_request_info *ri = mg_get_request_info(conn);
+	Reply		r = {0};
+
+	r.status = 200;
+	r.content_type = content_type;
+	r.body = body;
+	r.body_len = len;
+	r.etag = -1;
+	r.cache = -1;
+	r.head = head;
+	send_reply(conn, &r);
+	return 200;
+}
+
+static int
+handle_metrics(struct mg_connection *conn, bool head)
+{
+	size_t		len;
+	char	   *page = kv_metrics_render(&len);
+	int			status;
+
+	if (page == NULL)
+		return send_error(conn, 500, KV_ERR_INTERNAL, "out of memory", NULL,
+						  head, false);
+	status = send_static(conn, "text/plain; version=0.0.4; charset=utf-8",
+						 page, len, head);
+	free(page);
+	return status;
+}
+
+static int
+dispatch(struct mg_connection *conn, const struct mg_request_info *ri)
+{
 	const char *path = ri->local_uri_raw;
 	const char *key_raw;
 	const char *why;
 	bool		head = strcmp(ri->request_method, "HEAD") == 0;
+	bool		get = head || strcmp(ri->request_method, "GET") == 0;
 	bool		chunked;
 	KvRoute		route;
 
-	(void) cbdata;
 	why = framing_problem(ri, &chunked);
 	if (why != NULL)
 		return send_error(conn, 400, KV_ERR_BAD_REQUEST, why, NULL, head, true);
@@ -666,12 +704,41 @@ handle_request(struct mg_connection *conn, void *cbdata)
 								  "allowed methods for /health are GET and HEAD",
 								  "GET, HEAD", false, false);
 			return run_request(conn, kvq_request_new(KV_OP_HEALTH), head);
+		case KV_ROUTE_METRICS:
+		case KV_ROUTE_DASHBOARD:
+			if (!get)
+				return send_error(conn, 405, KV_ERR_METHOD_NOT_ALLOWED,
+								  "allowed methods here are GET and HEAD",
+								  "GET, HEAD", false, false);
+			if (route == KV_ROUTE_METRICS)
+				return handle_metrics(conn, head);
+			return send_static(conn, "text/html; charset=utf-8",
+							   kv_dashboard_html, kv_dashboard_html_len, head);
 		case KV_ROUTE_NOT_FOUND:
 			break;
 	}
 	return send_error(conn, 404, KV_ERR_NOT_FOUND,
 					  "no such endpoint: use /kv/{key}, /kv/ or /health",
 					  NULL, head, false);
+}
+
+/* Every request: route it, then count it and its latency for /metrics. */
+static int
+handle_request(struct mg_connection *conn, void *cbdata)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct timespec start;
+	struct timespec end;
+	int			status;
+
+	(void) cbdata;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	status = dispatch(conn, ri);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	kv_metrics_request(ri->request_method, status,
+					   (int64_t) (end.tv_sec - start.tv_sec) * 1000000000 +
+					   (end.tv_nsec - start.tv_nsec));
+	return status;
 }
 
 /* civetweb's own protocol errors (bad request line, huge headers) as JSON. */

@@ -52,6 +52,7 @@
 #include "cache.h"
 #include "cache_fastpath.h"
 #include "http_server.h"
+#include "metrics.h"
 #include "kvserver.h"
 #include "request_queue.h"
 #include "store.h"
@@ -519,6 +520,7 @@ set_db_error(KvRequest *req, ErrorData *edata)
 {
 	char		msg[512];
 
+	kv_metrics_db_error();
 	switch (edata->sqlerrcode)
 	{
 		case ERRCODE_LOCK_NOT_AVAILABLE:
@@ -715,6 +717,7 @@ process_batch(KvRequest *list)
 		list = next;
 	}
 	pgstat_report_activity(STATE_RUNNING, "kvserver: serving a batch of requests");
+	kv_metrics_batch(batch_len);
 
 	if (have_writes)
 	{
