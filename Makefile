@@ -28,6 +28,14 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -pthread
 SHLIB_LINK = -lcivetweb -ljansson -pthread
 
+# make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer in the
+# module.  The server binary is not instrumented, so the ASan runtime must be
+# preloaded into the postmaster: scripts/test.sh --sanitize does that.
+ifeq ($(SANITIZE),1)
+PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1
+SHLIB_LINK += -fsanitize=address,undefined
+endif
+
 # pg_regress runs in its own temporary instance, preloading kvserver.
 REGRESS = kvserver_basic kvserver_txn kvserver_errors
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
