@@ -144,6 +144,17 @@ subtest 'HEAD of an absent key is 404 without a body' => sub {
 	is($res->{extra}, '', 'no body bytes follow the headers');
 };
 
+subtest 'HEAD /health and HEAD /kv/ are allowed: 200 without a body' => sub {
+	foreach my $path ('/health', '/kv/')
+	{
+		my $res = raw_head($path);
+		ok($res, "HEAD $path: complete response head");
+		next unless $res;
+		is($res->{status}, 200, "HEAD $path: 200");
+		is($res->{extra}, '', "HEAD $path: no body bytes");
+	}
+};
+
 subtest 'DELETE answers 204, then the key is gone and DELETE answers 404' => sub {
 	is($kv->http('PUT', '/kv/doomed', 'x')->{status}, 201, 'PUT 201');
 	is($kv->http('GET', '/kv/doomed')->{status}, 200, 'GET 200 before');

@@ -16,7 +16,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $kv = KvServerTest->new('sql_http_coherence');
+my $kv = KvServerTest->new('sql_http_coherence',
+	conf => 'max_prepared_transactions = 2');
 my $node = $kv->node;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -206,6 +207,25 @@ subtest 'a REPEATABLE READ transaction reads its snapshot, not the cache' => sub
 	$bg->query_safe("COMMIT");
 	is($bg->query_safe("SELECT kv_get('rr')"), 'v2', 'next transaction sees v2');
 	$bg->quit;
+};
+
+subtest 'PREPARE TRANSACTION after writing kv_store is refused' => sub {
+	put_and_cache('prep', 'v1');
+	foreach my $write ("SELECT kv_put('prep', 'v2')",
+		"UPDATE kv_store SET value = 'v2'::bytea WHERE key = 'prep'")
+	{
+		my ($ret, $out, $err) = $node->psql('postgres',
+			"BEGIN; $write; PREPARE TRANSACTION 'kvprep';");
+		like($err, qr/ERROR/, "PREPARE after \"$write\" fails");
+		is($node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'kvprep'"),
+			'0', 'no prepared transaction left');
+		$node->psql('postgres', "ROLLBACK PREPARED 'kvprep'");
+		is($kv->http('GET', '/kv/prep')->{content}, 'v1', 'value unchanged');
+	}
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"BEGIN; SELECT kv_get('prep'); PREPARE TRANSACTION 'kvread'; COMMIT PREPARED 'kvread';");
+	is($err, '', 'a transaction that only read kv_store can be prepared');
 };
 
 subtest 'kv_cache_reset empties the cache: the next GET is a MISS' => sub {

@@ -101,6 +101,19 @@ subtest 'acknowledged writes survive an immediate stop (crash)' => sub {
 	is($kv->http('GET', '/kv/crash/50')->{content}, 'c50', 'GET the last one');
 };
 
+subtest 'a request stuck behind a lock is 503 after request_timeout; service resumes' => sub {
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe('BEGIN');
+	$bg->query_safe('LOCK TABLE kv_store IN ACCESS EXCLUSIVE MODE');
+	my $res = $kv->http('PUT', '/kv/locked', 'v', undef, timeout => 60);
+	is_unavailable($res, 'PUT while kv_store is locked', 0);
+	$bg->query_safe('ROLLBACK');
+	$bg->quit;
+	ok($kv->wait_for_health(200, 30), '/health 200 once the lock is gone');
+	is($kv->http('PUT', '/kv/unlocked', 'w')->{status}, 201, 'PUT 201');
+	is($kv->http('GET', '/kv/unlocked')->{content}, 'w', 'GET');
+};
+
 # ---------------------------------------------------------------------------
 # Fast shutdown with requests in flight.
 #
