@@ -703,7 +703,14 @@ dispatch(struct mg_connection *conn, const struct mg_request_info *ri)
 				return send_error(conn, 405, KV_ERR_METHOD_NOT_ALLOWED,
 								  "allowed methods for /health are GET and HEAD",
 								  "GET, HEAD", false, false);
-			return run_request(conn, kvq_request_new(KV_OP_HEALTH), head);
+			{
+				KvRequest  *req = kvq_request_new(KV_OP_HEALTH);
+
+				if (req == NULL)
+					return send_error(conn, 500, KV_ERR_INTERNAL,
+									  "out of memory", NULL, head, true);
+				return run_request(conn, req, head);
+			}
 		case KV_ROUTE_METRICS:
 		case KV_ROUTE_DASHBOARD:
 			if (!get)
