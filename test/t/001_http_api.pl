@@ -16,7 +16,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $kv = KvServerTest->new('http_api');
+# no reaper at first: the expiry test needs expired rows that are still there
+my $kv = KvServerTest->new('http_api', conf => "kvserver.expire_interval = 0");
 my $node = $kv->node;
 
 # "<version>" from a JSON {"key","version"} reply
@@ -217,35 +218,88 @@ subtest 'POST /kv/ with malformed JSON, no key or a non-string value is 400' => 
 		'0', 'nothing stored');
 };
 
-subtest 'PUT and POST with a ttl: the key is served, then never after expiry' => sub {
-	my $put = $kv->http('PUT', '/kv/short-lived?ttl=3', 'soon gone');
+subtest 'PUT, POST and kv_put with a ttl: served with X-Expires-At, never after expiry' => sub {
+	my $put = $kv->http('PUT', '/kv/ttl/put?ttl=3', 'soon gone');
 	is($put->{status}, 201, 'PUT ?ttl=3 201');
 	my $post = $kv->http('POST', '/kv/',
-		'{"key":"short-post","value":"x","ttl":3}',
+		'{"key":"ttl/post","value":"x","ttl":3}',
 		{ 'Content-Type' => 'application/json' });
 	is($post->{status}, 201, 'POST with ttl 201');
-	is($kv->http('GET', '/kv/short-lived')->{status}, 200,
-		'served before expiry');
-	is($node->safe_psql('postgres',
-		"SELECT expires_at > now() FROM kv_store WHERE key = 'short-lived'"),
-		't', 'expires_at set in the future');
+	$node->safe_psql('postgres', "SELECT kv_put('ttl/sql', 'y', interval '3 seconds')");
+	is($kv->http('PUT', '/kv/ttl/reap?ttl=3', 'z')->{status}, 201, 'PUT ttl/reap 201');
+	is($kv->http('PUT', '/kv/ttl/forever', 'stays')->{status}, 201,
+		'PUT without ttl 201');
 
+	my $get = $kv->http('GET', '/kv/ttl/put');
+	is($get->{status}, 200, 'served before expiry');
+	like(header($get, 'X-Expires-At'), qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+		'X-Expires-At is an RFC 3339 UTC time');
+	my $head = raw_head('/kv/ttl/put');
+	like($head && $head->{headers}{'x-expires-at'} // '', qr/^\d{4}-/,
+		'HEAD carries X-Expires-At too');
+	is(header($kv->http('GET', '/kv/ttl/forever'), 'X-Expires-At'), '',
+		'no X-Expires-At without a ttl');
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM kv_store WHERE key LIKE 'ttl/%' AND expires_at > now()"),
+		'4', 'expires_at set in the future for the four');
+
+	my @keys = ('ttl/put', 'ttl/post', 'ttl/sql', 'ttl/reap');
 	my $deadline = time() + 20;
-	my ($a, $b);
+	my %status;
 	while (time() < $deadline)
 	{
-		$a = $kv->http('GET', '/kv/short-lived')->{status};
-		$b = $kv->http('GET', '/kv/short-post')->{status};
-		last if $a == 404 && $b == 404;
+		%status = map { $_ => $kv->http('GET', "/kv/$_")->{status} } @keys;
+		last unless grep { $status{$_} != 404 } @keys;
 		usleep(200_000);
 	}
-	is($a, 404, 'PUT key expired: 404');
-	is($b, 404, 'POST key expired: 404');
-	is_error($kv->http('GET', '/kv/short-lived'), 404, 'not_found',
-		'expired key');
+	is($status{$_}, 404, "$_ expired: GET 404") foreach @keys;
+	is_error($kv->http('GET', '/kv/ttl/put'), 404, 'not_found', 'expired key');
+	my $h = raw_head('/kv/ttl/post');
+	is($h && $h->{status}, 404, 'expired key: HEAD 404');
+	my $list = decode_json_body($kv->http('GET', '/kv/?prefix=ttl%2F'));
+	is_deeply($list && $list->{keys}, ['ttl/forever'],
+		'listing leaves out expired keys');
+	is($node->safe_psql('postgres', "SELECT string_agg(k, ',') FROM kv_keys('ttl/') AS k"),
+		'ttl/forever', 'kv_keys leaves out expired keys');
 	is($node->safe_psql('postgres',
-		"SELECT kv_get('short-lived') IS NULL"),
-		't', 'kv_get of the expired key is NULL');
+		"SELECT kv_get('ttl/put') IS NULL AND kv_get('ttl/sql') IS NULL"),
+		't', 'kv_get of expired keys is NULL');
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM kv_store WHERE key LIKE 'ttl/%'"),
+		'5', 'kvserver.expire_interval = 0 leaves the expired rows');
+};
+
+subtest 'an expired key is absent for writers too: PUT 201, POST 201, If-None-Match: * 201' => sub {
+	is($kv->http('PUT', '/kv/ttl/put', 'reborn')->{status}, 201,
+		'PUT over an expired key: 201 created');
+	is($kv->http('GET', '/kv/ttl/put')->{content}, 'reborn', 'and serves it');
+	is($kv->http('POST', '/kv/', '{"key":"ttl/post","value":"again"}',
+		{ 'Content-Type' => 'application/json' })->{status},
+		201, 'POST over an expired key: 201, not 409');
+	is($kv->http('PUT', '/kv/ttl/sql', 'new', { 'If-None-Match' => '*' })->{status},
+		201, 'PUT If-None-Match: * over an expired key: 201, not 412');
+	is_error($kv->http('PUT', '/kv/ttl/reap', 'x', { 'If-Match' => '*' }),
+		412, 'precondition_failed', 'PUT If-Match: * over an expired key');
+	is_error($kv->http('DELETE', '/kv/ttl/reap'), 404, 'not_found',
+		'DELETE of an expired key');
+};
+
+subtest 'kvserver.expire_interval set on reload: the worker deletes expired rows' => sub {
+	$node->append_conf('postgresql.conf', "kvserver.expire_interval = '1s'\n");
+	$node->reload;
+	my $deadline = time() + 30;
+	my $left;
+	while (time() < $deadline)
+	{
+		$left = $node->safe_psql('postgres',
+			"SELECT count(*) FROM kv_store WHERE key = 'ttl/reap'");
+		last if $left eq '0';
+		usleep(200_000);
+	}
+	is($left, '0', 'the expired row is deleted');
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM kv_store WHERE key = 'ttl/forever'"),
+		'1', 'a key without ttl stays');
 };
 
 subtest 'an invalid ttl is 400 bad_request' => sub {
@@ -259,6 +313,80 @@ subtest 'an invalid ttl is 400 bad_request' => sub {
 		{ 'Content-Type' => 'application/json' }),
 		400, 'bad_request', 'POST with ttl -5');
 	is($kv->http('GET', '/kv/bad-ttl')->{status}, 404, 'nothing stored');
+};
+
+# ETag of a key as the server reports it
+sub etag_of { return header($kv->http('GET', "/kv/$_[0]"), 'ETag'); }
+
+subtest 'PUT with If-None-Match: * creates only: 201, then 412' => sub {
+	my $res = $kv->http('PUT', '/kv/cond/create', 'one', { 'If-None-Match' => '*' });
+	is($res->{status}, 201, 'absent key: 201');
+	$res = $kv->http('PUT', '/kv/cond/create', 'two', { 'If-None-Match' => '*' });
+	is_error($res, 412, 'precondition_failed', 'existing key');
+	is($kv->http('GET', '/kv/cond/create')->{content}, 'one', 'value unchanged');
+};
+
+subtest 'PUT with If-Match replaces only that version, else 412' => sub {
+	is($kv->http('PUT', '/kv/cond/match', 'v1')->{status}, 201, 'PUT 201');
+	my $v1 = etag_of('cond/match');
+	my $res = $kv->http('PUT', '/kv/cond/match', 'v2', { 'If-Match' => $v1 });
+	is($res->{status}, 200, 'If-Match current ETag: 200');
+	my $v2 = header($res, 'ETag');
+	isnt($v2, $v1, 'new ETag');
+	$res = $kv->http('PUT', '/kv/cond/match', 'v3', { 'If-Match' => $v1 });
+	is_error($res, 412, 'precondition_failed', 'If-Match old ETag');
+	is($kv->http('GET', '/kv/cond/match')->{content}, 'v2', 'value unchanged');
+	is($kv->http('PUT', '/kv/cond/match', 'v4', { 'If-Match' => '*' })->{status},
+		200, 'If-Match: * on an existing key: 200');
+	is_error($kv->http('PUT', '/kv/cond/absent', 'x', { 'If-Match' => '*' }),
+		412, 'precondition_failed', 'If-Match: * on an absent key');
+	is_error($kv->http('PUT', '/kv/cond/absent', 'x', { 'If-Match' => '"1"' }),
+		412, 'precondition_failed', 'If-Match: "1" on an absent key');
+	is($kv->http('GET', '/kv/cond/absent')->{status}, 404, 'absent key not created');
+};
+
+subtest 'DELETE with If-Match deletes only that version, else 412' => sub {
+	is($kv->http('PUT', '/kv/cond/del', 'v1')->{status}, 201, 'PUT 201');
+	my $v1 = etag_of('cond/del');
+	is($kv->http('PUT', '/kv/cond/del', 'v2')->{status}, 200, 'PUT 200');
+	is_error($kv->http('DELETE', '/kv/cond/del', undef, { 'If-Match' => $v1 }),
+		412, 'precondition_failed', 'DELETE If-Match old ETag');
+	is($kv->http('GET', '/kv/cond/del')->{content}, 'v2', 'still there');
+	my $res = $kv->http('DELETE', '/kv/cond/del', undef,
+		{ 'If-Match' => etag_of('cond/del') });
+	is($res->{status}, 204, 'DELETE If-Match current ETag: 204');
+	is($kv->http('GET', '/kv/cond/del')->{status}, 404, 'gone');
+};
+
+subtest 'GET with If-None-Match of the current ETag is 304 without a body' => sub {
+	is($kv->http('PUT', '/kv/cond/get', 'v1')->{status}, 201, 'PUT 201');
+	my $v1 = etag_of('cond/get');
+	my $raw = $kv->raw_http("GET /kv/cond/get HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		  . "If-None-Match: $v1\r\nConnection: close\r\n\r\n");
+	my $res = parse_response($raw->{data});
+	is($res && $res->{status}, 304, 'current ETag: 304');
+	is($res && $res->{extra}, '', '304 has no body');
+	is($kv->http('PUT', '/kv/cond/get', 'v2')->{status}, 200, 'PUT 200');
+	my $get = $kv->http('GET', '/kv/cond/get', undef, { 'If-None-Match' => $v1 });
+	is($get->{status}, 200, 'old ETag: 200');
+	is($get->{content}, 'v2', 'with the new value');
+};
+
+subtest 'a list or a malformed entity tag is 400 bad_request' => sub {
+	is($kv->http('PUT', '/kv/cond/bad', 'v')->{status}, 201, 'PUT 201');
+	my $etag = etag_of('cond/bad');
+	my %bad = (
+		'a list in If-Match' => [ 'PUT', { 'If-Match' => qq{$etag, "999999"} } ],
+		'an unquoted tag in If-Match' => [ 'PUT', { 'If-Match' => '17' } ],
+		'a list in If-None-Match' => [ 'GET', { 'If-None-Match' => qq{$etag, "1"} } ],
+		'an unterminated tag' => [ 'DELETE', { 'If-Match' => '"17' } ],);
+	foreach my $what (sort keys %bad)
+	{
+		my ($method, $headers) = @{ $bad{$what} };
+		is_error($kv->http($method, '/kv/cond/bad', $method eq 'PUT' ? 'new' : undef,
+			$headers), 400, 'bad_request', "$method with $what");
+	}
+	is($kv->http('GET', '/kv/cond/bad')->{content}, 'v', 'value unchanged');
 };
 
 subtest 'other methods get 405 with an Allow header' => sub {
@@ -385,6 +513,49 @@ subtest 'listing limit is capped at 1000 and defaults to 100' => sub {
 	($status, $keys, $next) = list_page('prefix=cap%2F');
 	is(scalar @{ $keys || [] }, 100, 'default limit: 100 keys');
 	ok(defined $next, 'default limit: next is set');
+};
+
+subtest 'GET /metrics is Prometheus text with the kvserver_ metrics of the README' => sub {
+	$kv->http('GET', '/kv/cached');
+	my $res = $kv->http('GET', '/metrics');
+	is($res->{status}, 200, 'status 200');
+	like(header($res, 'Content-Type'), qr{^text/plain}, 'Content-Type text/plain');
+	my $body = $res->{content} // '';
+	my @bad = grep { !/^#/ && !/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEInfa]+( \d+)?$/ }
+	  grep { length } split /\n/, $body;
+	is_deeply(\@bad, [], 'every sample line is "name{labels} value"');
+	my @names = map { /^([a-zA-Z_:][a-zA-Z0-9_:]*)/ ? $1 : () }
+	  grep { !/^#/ && length } split /\n/, $body;
+	is_deeply([ grep { !/^kvserver_/ } @names ], [], 'every name starts with kvserver_');
+	foreach my $m (qw(kvserver_cache_hits_total kvserver_cache_misses_total
+		kvserver_cache_evictions_total kvserver_cache_entries kvserver_cache_bytes
+		kvserver_cache_capacity_bytes kvserver_queue_depth
+		kvserver_database_errors_total))
+	{
+		like($body, qr/^\Q$m\E(\{[^}]*\})? /m, "$m present");
+	}
+	foreach my $h (qw(kvserver_http_request_duration_seconds kvserver_write_batch_size))
+	{
+		like($body, qr/^\Q$h\E_bucket\{[^}]*le="\+Inf"[^}]*\} /m, "$h histogram: +Inf bucket");
+		like($body, qr/^\Q$h\E_sum(\{[^}]*\})? /m, "$h histogram: _sum");
+		like($body, qr/^\Q$h\E_count(\{[^}]*\})? /m, "$h histogram: _count");
+	}
+	like($body, qr/^kvserver_http_requests_total\{(?=[^}]*method="GET")(?=[^}]*code="2xx")[^}]*\} [1-9]/m,
+		'kvserver_http_requests_total{method="GET",code="2xx"} counts requests');
+	my ($before) = $body =~ /^kvserver_http_requests_total\{(?=[^}]*method="GET")(?=[^}]*code="4xx")[^}]*\} (\d+)/m;
+	$kv->http('GET', '/kv/metrics-absent') for 1 .. 3;
+	my $after_body = $kv->http('GET', '/metrics')->{content} // '';
+	my ($after) = $after_body =~ /^kvserver_http_requests_total\{(?=[^}]*method="GET")(?=[^}]*code="4xx")[^}]*\} (\d+)/m;
+	cmp_ok(($after // 0) - ($before // 0), '>=', 3, 'three 404s counted as GET 4xx');
+};
+
+subtest 'GET / is the self-contained dashboard page' => sub {
+	my $res = $kv->http('GET', '/');
+	is($res->{status}, 200, 'status 200');
+	like(header($res, 'Content-Type'), qr{^text/html}, 'Content-Type text/html');
+	like($res->{content} // '', qr/<html/i, 'an HTML document');
+	unlike($res->{content} // '', qr/<(script|link|img)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?\/\//i,
+		'loads nothing from elsewhere');
 };
 
 subtest 'GET /health is 200 {"status":"ok","role":"primary","database":...}' => sub {

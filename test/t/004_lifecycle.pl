@@ -102,9 +102,15 @@ subtest 'acknowledged writes survive an immediate stop (crash)' => sub {
 };
 
 subtest 'a request stuck behind a lock is 503 after request_timeout; service resumes' => sub {
+	is($kv->http('PUT', '/kv/hot', 'cached')->{status}, 201, 'PUT hot');
+	$kv->http('GET', '/kv/hot');
+	is(header($kv->http('GET', '/kv/hot'), 'X-Cache'), 'HIT', 'hot is cached');
 	my $bg = $node->background_psql('postgres');
 	$bg->query_safe('BEGIN');
 	$bg->query_safe('LOCK TABLE kv_store IN ACCESS EXCLUSIVE MODE');
+	my $hit = $kv->http('GET', '/kv/hot');
+	is($hit->{status}, 200, 'a cache hit is served while kv_store is locked');
+	is(header($hit, 'X-Cache'), 'HIT', '... from the cache');
 	my $res = $kv->http('PUT', '/kv/locked', 'v', undef, timeout => 60);
 	is_unavailable($res, 'PUT while kv_store is locked', 0);
 	$bg->query_safe('ROLLBACK');
