@@ -151,6 +151,23 @@ subtest 'Content-Length with Transfer-Encoding: chunked is 400 bad_request' => s
 	is($kv->http('GET', '/kv/smuggle-gz')->{status}, 404, 'nothing stored');
 };
 
+subtest 'malformed chunked bodies are refused, never stored' => sub {
+	my %bodies = (
+		'non-hex chunk size' => "zz\r\nhello\r\n0\r\n\r\n",
+		'chunk size overflowing 64 bits' => "ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+		'negative chunk size' => "-5\r\nhello\r\n0\r\n\r\n",
+		'chunk longer than its size' => "5\r\nhelloXX\r\n0\r\n\r\n",
+		'chunk shorter than its declared size' => "50\r\nhello\r\n0\r\n\r\n",);
+	foreach my $what (sort keys %bodies)
+	{
+		refused_ok("chunked: $what",
+			"PUT /kv/bad-chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+			  . "Connection: close\r\n\r\n$bodies{$what}");
+		is($kv->http('GET', '/kv/bad-chunks')->{status}, 404,
+			"chunked: $what: nothing stored");
+	}
+};
+
 subtest 'pipelined requests on one connection get one response each' => sub {
 	my $raw = $kv->raw_http("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 		  . "GET /kv/pipelined HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
