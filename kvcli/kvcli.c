@@ -1,0 +1,896 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvcli.c
+ *	  Command-line client for kvserver's HTTP API.
+ *
+ * NAME
+ *	  kvcli - read, write, delete and list kvserver keys over HTTP
+ *
+ * SYNOPSIS
+ *	  kvcli [--url URL] get KEY
+ *	  kvcli [--url URL] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]
+ *	  kvcli [--url URL] del KEY
+ *	  kvcli [--url URL] list [PREFIX]
+ *	  kvcli [--url URL] stats
+ *	  kvcli --help
+ *
+ * DESCRIPTION
+ *	  get writes the value's bytes to standard output exactly as stored: no
+ *	  newline is added and any byte may appear.  Nothing is written unless
+ *	  the whole value arrived.
+ *
+ *	  put stores VALUE, or, when VALUE is absent, everything read from
+ *	  standard input up to end of file (any bytes, possibly none).  The value
+ *	  is sent with Content-Type: application/octet-stream unless
+ *	  --content-type says otherwise; --ttl SECONDS makes it expire.  Nothing
+ *	  is printed on success.  A PUT whose connection breaks while sending
+ *	  is tried once more (see cmd_put).
+ *
+ *	  del deletes a key.
+ *
+ *	  list prints every key that starts with PREFIX (all keys when PREFIX is
+ *	  absent), one per line, in the server's byte order.  It asks for pages
+ *	  of 1000 keys and follows "next" until the server says there are no
+ *	  more; keys are printed page by page as they arrive.  A key that itself
+ *	  contains a newline is printed as is, so such keys are ambiguous here.
+ *
+ *	  stats prints the server's GET /health reply (a JSON object).
+ *
+ *	  Keys (and the list prefix) are sent percent-encoded: every byte
+ *	  outside A-Z a-z 0-9 - . _ ~ is written as %XX, '/' included.  The
+ *	  server decodes exactly once, so "a/b" names the same key however it is
+ *	  sent; encoding '/' keeps keys such as "..", "a//b" or "x/../y" away
+ *	  from any path normalization on the way.
+ *
+ *	  Options may appear anywhere; "--" ends them, for a KEY or VALUE that
+ *	  starts with '-'.
+ *
+ * OPTIONS
+ *	  --url URL			   server base URL; a trailing '/' is ignored and any
+ *						   path in it is kept as a prefix (for a proxy)
+ *	  --ttl SECONDS		   put only: expire after SECONDS (a positive integer)
+ *	  --content-type TYPE  put only: the Content-Type to store
+ *	  -h, --help		   usage on standard output, exit 0
+ *
+ * ENVIRONMENT
+ *	  KVSERVER_URL		   base URL when --url is not given; when unset or
+ *						   empty, http://127.0.0.1:8080
+ *	  libcurl's usual proxy variables (http_proxy, no_proxy, ...) apply.
+ *
+ * EXIT STATUS
+ *	  0  success (get: the key exists and its value was written)
+ *	  1  not found: get or del of a key that does not exist (HTTP 404)
+ *	  2  usage error: bad arguments or an unusable URL
+ *	  3  server or HTTP error: any other 4xx, any 5xx, an unexpected status
+ *		 or a malformed reply; the server's JSON message goes to stderr
+ *	  4  connection error: server unreachable, timed out, or no reply
+ *	  5  local error: standard input or output failed, or out of memory
+ *
+ * IDENTIFICATION
+ *	  kvcli/kvcli.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define EXIT_OK			0
+#define EXIT_NOT_FOUND	1
+#define EXIT_USAGE		2
+#define EXIT_SERVER		3
+#define EXIT_CONNECT	4
+#define EXIT_LOCAL		5
+
+#define DEFAULT_URL		"http://127.0.0.1:8080"
+#define LIST_PAGE_SIZE	1000
+
+/* how long to wait for a connection, and for a stalled transfer to move */
+#define CONNECT_TIMEOUT_S	10L
+#define STALL_TIMEOUT_S		60L
+
+static const char *progname = "kvcli";
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+typedef struct Buffer
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} Buffer;
+
+/* One HTTP exchange's outcome: the status and the body. */
+typedef struct Response
+{
+	long		status;
+	Buffer		body;
+} Response;
+
+/* The parsed command line. */
+typedef struct Options
+{
+	const char *url;			/* base URL, no trailing '/' */
+	const char *command;
+	const char *args[2];		/* positional arguments after the command */
+	int			nargs;
+	const char *ttl;			/* --ttl, or NULL */
+	const char *content_type;	/* --content-type, or NULL */
+} Options;
+
+static void usage_error(const char *fmt,...)
+			__attribute__((format(printf, 1, 2), noreturn));
+static void die(int code, const char *fmt,...)
+			__attribute__((format(printf, 2, 3), noreturn));
+
+static void
+print_help(FILE *out)
+{
+	fprintf(out,
+			"%s - command-line client for the kvserver HTTP API\n"
+			"\n"
+			"Usage:\n"
+			"  %s [--url URL] get KEY\n"
+			"  %s [--url URL] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]\n"
+			"  %s [--url URL] del KEY\n"
+			"  %s [--url URL] list [PREFIX]\n"
+			"  %s [--url URL] stats\n"
+			"  %s --help\n"
+			"\n"
+			"Commands:\n"
+			"  get KEY          write the value's bytes to standard output, exactly\n"
+			"                   (no newline added)\n"
+			"  put KEY [VALUE]  store VALUE, or all of standard input when VALUE is\n"
+			"                   not given\n"
+			"  del KEY          delete KEY\n"
+			"  list [PREFIX]    print the keys starting with PREFIX, one per line, in\n"
+			"                   byte order (all pages)\n"
+			"  stats            print the server's GET /health reply (JSON)\n"
+			"\n"
+			"Options:\n"
+			"  --url URL            server base URL (default: $KVSERVER_URL, else\n"
+			"                       " DEFAULT_URL ")\n"
+			"  --ttl SECONDS        put: the key expires after SECONDS\n"
+			"  --content-type TYPE  put: Content-Type to store\n"
+			"                       (default application/octet-stream)\n"
+			"  -h, --help           show this help and exit\n"
+			"  --                   end of options, for a KEY or VALUE starting with '-'\n"
+			"\n"
+			"Exit status:\n"
+			"  0  success (get: key found)\n"
+			"  1  not found: get or del of a key that does not exist (HTTP 404)\n"
+			"  2  usage error (bad arguments or URL)\n"
+			"  3  server or HTTP error: other 4xx, 5xx or a malformed reply; the\n"
+			"     server's message is printed to standard error\n"
+			"  4  connection error: server unreachable, timed out or no reply\n"
+			"  5  local error: reading standard input or writing standard output\n"
+			"     failed, or out of memory\n",
+			progname, progname, progname, progname, progname, progname, progname);
+}
+
+static void
+usage_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry \"%s --help\" for more information.\n", progname);
+	exit(EXIT_USAGE);
+}
+
+static void
+die(int code, const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+/*
+ * Buffer helpers.  Running out of memory ends the program: there is nothing
+ * useful a one-shot client can do instead.
+ */
+static void
+buf_reserve(Buffer *buf, size_t extra)
+{
+	size_t		need;
+	size_t		cap;
+	char	   *data;
+
+	if (extra > SIZE_MAX - buf->len - 1)
+		die(EXIT_LOCAL, "out of memory");
+	need = buf->len + extra + 1;
+	if (need <= buf->cap)
+		return;
+	cap = buf->cap ? buf->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	data = realloc(buf->data, cap);
+	if (data == NULL)
+		die(EXIT_LOCAL, "out of memory");
+	buf->data = data;
+	buf->cap = cap;
+}
+
+static void
+buf_append(Buffer *buf, const void *data, size_t len)
+{
+	buf_reserve(buf, len);
+	if (len > 0)
+		memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
+static void
+buf_append_str(Buffer *buf, const char *str)
+{
+	buf_append(buf, str, strlen(str));
+}
+
+static void
+buf_reset(Buffer *buf)
+{
+	buf->len = 0;
+	if (buf->data)
+		buf->data[0] = '\0';
+}
+
+static void
+buf_free(Buffer *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+}
+
+/*
+ * Append the bytes percent-encoded: everything but the RFC 3986 unreserved
+ * characters becomes %XX, '/' included (see the header comment).
+ */
+static void
+buf_append_escaped(Buffer *buf, const char *str, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t		i;
+
+	buf_reserve(buf, len * 3);
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) str[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			(c >= '0' && c <= '9') ||
+			c == '-' || c == '.' || c == '_' || c == '~')
+			buf->data[buf->len++] = (char) c;
+		else
+		{
+			buf->data[buf->len++] = '%';
+			buf->data[buf->len++] = hex[c >> 4];
+			buf->data[buf->len++] = hex[c & 0x0F];
+		}
+	}
+	buf->data[buf->len] = '\0';
+}
+
+/* Read all of standard input, whatever the bytes. */
+static void
+read_stdin(Buffer *buf)
+{
+	for (;;)
+	{
+		ssize_t		n;
+
+		buf_reserve(buf, 65536);
+		n = read(STDIN_FILENO, buf->data + buf->len, 65536);
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			die(EXIT_LOCAL, "could not read standard input: %s", strerror(errno));
+		}
+		if (n == 0)
+			break;
+		buf->len += (size_t) n;
+	}
+	buf->data[buf->len] = '\0';
+}
+
+/* Write bytes to standard output; a failure ends the program. */
+static void
+write_stdout(const void *data, size_t len)
+{
+	if (len > 0 && fwrite(data, 1, len, stdout) != len)
+		die(EXIT_LOCAL, "could not write standard output: %s", strerror(errno));
+}
+
+static void
+finish_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die(EXIT_LOCAL, "could not write standard output: %s", strerror(errno));
+}
+
+/* libcurl write callback: collect the body. */
+static size_t
+collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	Buffer	   *buf = (Buffer *) userdata;
+
+	buf_append(buf, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+/*
+ * Perform one request and fill in resp; returns libcurl's result, with
+ * errbuf (CURL_ERROR_SIZE bytes) describing a failure.  body may be NULL
+ * (no body); otherwise it is sent as is, body_len bytes, with the given
+ * Content-Type.  With expect_continue the body waits for the server's
+ * "100 Continue" (or libcurl's one-second timeout); see cmd_put.
+ */
+static CURLcode
+http_perform(CURL *curl, const char *method, const char *url,
+			 const char *body, size_t body_len, const char *content_type,
+			 bool expect_continue, Response *resp, char *errbuf)
+{
+	struct curl_slist *headers = NULL;
+	Buffer		ctype = {0};
+	CURLcode	rc;
+
+	buf_reset(&resp->body);
+	buf_append(&resp->body, "", 0);
+	resp->status = 0;
+	errbuf[0] = '\0';
+
+	/* reset keeps the connection cache, so list's pages share a connection */
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "kvcli/1.0");
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp->body);
+
+	if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL)
+	{
+		/* POSTFIELDS with an explicit size is binary safe, empty included */
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		buf_append_str(&ctype, "Content-Type: ");
+		buf_append_str(&ctype, content_type);
+		headers = curl_slist_append(headers, ctype.data);
+		/* libcurl adds "Expect: 100-continue" to large bodies unless told */
+		if (headers != NULL)
+			headers = curl_slist_append(headers, expect_continue ?
+										"Expect: 100-continue" : "Expect:");
+		if (headers == NULL)
+			die(EXIT_LOCAL, "out of memory");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
+
+	rc = curl_easy_perform(curl);
+	curl_slist_free_all(headers);
+	buf_free(&ctype);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	return rc;
+}
+
+/*
+ * End the program for a request that got no HTTP reply: EXIT_USAGE when
+ * the URL itself is unusable, EXIT_LOCAL for our own failures, else
+ * EXIT_CONNECT.
+ */
+static void
+http_fail(CURLcode rc, const char *method, const char *url, const char *errbuf)
+{
+	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+
+	switch (rc)
+	{
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_URL_MALFORMAT:
+			usage_error("unusable URL \"%s\": %s", url, detail);
+		case CURLE_OUT_OF_MEMORY:
+		case CURLE_WRITE_ERROR:
+			die(EXIT_LOCAL, "%s %s: %s", method, url, detail);
+		default:
+			die(EXIT_CONNECT, "%s %s: %s", method, url, detail);
+	}
+}
+
+/* A request without a body; no HTTP reply ends the program (http_fail). */
+static void
+http_request(CURL *curl, const char *method, const char *url, Response *resp)
+{
+	char		errbuf[CURL_ERROR_SIZE];
+	CURLcode	rc;
+
+	rc = http_perform(curl, method, url, NULL, 0, NULL, false, resp, errbuf);
+	if (rc != CURLE_OK)
+		http_fail(rc, method, url, errbuf);
+}
+
+/*
+ * Report an HTTP error reply on stderr: the server's {"error","message"}
+ * when the body is that, else the status and a short excerpt of the body.
+ */
+static void
+report_http_error(const char *what, const Response *resp)
+{
+	json_t	   *root;
+	json_error_t jerr;
+
+	root = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
+	if (root != NULL && json_is_object(root))
+	{
+		const char *code = json_string_value(json_object_get(root, "error"));
+		const char *message = json_string_value(json_object_get(root, "message"));
+
+		if (code != NULL || message != NULL)
+		{
+			fprintf(stderr, "%s: %s: HTTP %ld %s: %s\n", progname, what,
+					resp->status, code ? code : "error",
+					message ? message : "(no message)");
+			json_decref(root);
+			return;
+		}
+	}
+	json_decref(root);
+
+	if (resp->body.len > 0)
+	{
+		int			excerpt = resp->body.len > 200 ? 200 : (int) resp->body.len;
+
+		fprintf(stderr, "%s: %s: HTTP %ld: %.*s\n", progname, what,
+				resp->status, excerpt, resp->body.data);
+	}
+	else
+		fprintf(stderr, "%s: %s: HTTP %ld\n", progname, what, resp->status);
+}
+
+/*
+ * Exit code for a reply that is not the expected success: 1 for a 404 to a
+ * command on an existing key (get, del), otherwise 3.  Says why on stderr.
+ */
+static int
+error_exit_code(const char *what, const Response *resp, bool key_command)
+{
+	if (resp->status == 404 && key_command)
+	{
+		fprintf(stderr, "%s: %s: not found\n", progname, what);
+		return EXIT_NOT_FOUND;
+	}
+	report_http_error(what, resp);
+	return EXIT_SERVER;
+}
+
+/* base URL + "/kv/" + the escaped key */
+static void
+key_url(Buffer *url, const char *base, const char *key)
+{
+	buf_append_str(url, base);
+	buf_append_str(url, "/kv/");
+	buf_append_escaped(url, key, strlen(key));
+}
+
+static int
+cmd_get(CURL *curl, const Options *opts)
+{
+	Buffer		url = {0};
+	Response	resp = {0};
+	int			code = EXIT_OK;
+
+	key_url(&url, opts->url, opts->args[0]);
+	http_request(curl, "GET", url.data, &resp);
+	if (resp.status == 200)
+	{
+		write_stdout(resp.body.data, resp.body.len);
+		finish_stdout();
+	}
+	else
+		code = error_exit_code("get", &resp, true);
+	buf_free(&url);
+	buf_free(&resp.body);
+	return code;
+}
+
+static int
+cmd_put(CURL *curl, const Options *opts)
+{
+	Buffer		url = {0};
+	Buffer		value = {0};
+	Response	resp = {0};
+	const char *content_type = opts->content_type ?
+		opts->content_type : "application/octet-stream";
+	char		errbuf[CURL_ERROR_SIZE];
+	CURLcode	rc;
+	int			code = EXIT_OK;
+
+	if (opts->nargs > 1)
+		buf_append_str(&value, opts->args[1]);
+	else
+		read_stdin(&value);
+	if (value.data == NULL)
+		buf_append(&value, "", 0);
+
+	key_url(&url, opts->url, opts->args[0]);
+	if (opts->ttl != NULL)
+	{
+		buf_append_str(&url, "?ttl=");
+		buf_append_str(&url, opts->ttl);
+	}
+	rc = http_perform(curl, "PUT", url.data, value.data, value.len,
+					  content_type, false, &resp, errbuf);
+
+	/*
+	 * The server refuses a value over kvserver.max_value_size (413) from
+	 * Content-Length alone, answers, and closes the connection without
+	 * reading the body.  If we were still sending, that close can cost us
+	 * the reply (EPIPE while sending, or a reset that discards it), which
+	 * would turn an HTTP error into a connection error.  So after a send or
+	 * receive failure, try once more, this time holding the body back until
+	 * the server asks for it: a 413 then arrives before any of it is sent.
+	 * The server does not send "100 Continue", so a body it would accept
+	 * goes after libcurl's one-second wait; that is why this is not the
+	 * first attempt.  PUT is idempotent, so repeating it is safe.
+	 */
+	if ((rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) && value.len > 0)
+		rc = http_perform(curl, "PUT", url.data, value.data, value.len,
+						  content_type, true, &resp, errbuf);
+	if (rc != CURLE_OK)
+		http_fail(rc, "PUT", url.data, errbuf);
+	if (resp.status != 200 && resp.status != 201)
+		code = error_exit_code("put", &resp, false);
+	buf_free(&url);
+	buf_free(&value);
+	buf_free(&resp.body);
+	return code;
+}
+
+static int
+cmd_del(CURL *curl, const Options *opts)
+{
+	Buffer		url = {0};
+	Response	resp = {0};
+	int			code = EXIT_OK;
+
+	key_url(&url, opts->url, opts->args[0]);
+	http_request(curl, "DELETE", url.data, &resp);
+	if (resp.status != 204 && resp.status != 200)
+		code = error_exit_code("del", &resp, true);
+	buf_free(&url);
+	buf_free(&resp.body);
+	return code;
+}
+
+/*
+ * Print one page's keys; set *next to a malloc'd copy of "next", or NULL
+ * when it is null.  Returns false (having said why) on a malformed page.
+ */
+static bool
+print_list_page(const Response *resp, char **next)
+{
+	json_t	   *root;
+	json_t	   *keys;
+	json_t	   *jnext;
+	json_error_t jerr;
+	size_t		i;
+
+	*next = NULL;
+	root = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
+	if (root == NULL)
+	{
+		fprintf(stderr, "%s: list: malformed reply: %s\n", progname, jerr.text);
+		return false;
+	}
+	keys = json_object_get(root, "keys");
+	jnext = json_object_get(root, "next");
+	if (!json_is_object(root) || !json_is_array(keys) ||
+		!(jnext == NULL || json_is_null(jnext) || json_is_string(jnext)))
+	{
+		fprintf(stderr, "%s: list: malformed reply: not {\"keys\": [...], \"next\": ...}\n",
+				progname);
+		json_decref(root);
+		return false;
+	}
+	for (i = 0; i < json_array_size(keys); i++)
+	{
+		json_t	   *key = json_array_get(keys, i);
+
+		if (!json_is_string(key))
+		{
+			fprintf(stderr, "%s: list: malformed reply: a key is not a string\n",
+					progname);
+			json_decref(root);
+			return false;
+		}
+		write_stdout(json_string_value(key), json_string_length(key));
+		write_stdout("\n", 1);
+	}
+	if (json_is_string(jnext))
+	{
+		*next = strdup(json_string_value(jnext));
+		if (*next == NULL)
+			die(EXIT_LOCAL, "out of memory");
+	}
+	json_decref(root);
+	return true;
+}
+
+static int
+cmd_list(CURL *curl, const Options *opts)
+{
+	const char *prefix = opts->nargs > 0 ? opts->args[0] : NULL;
+	Buffer		url = {0};
+	Response	resp = {0};
+	char	   *after = NULL;
+	char		limit[16];
+	int			code = EXIT_OK;
+
+	snprintf(limit, sizeof(limit), "%d", LIST_PAGE_SIZE);
+	for (;;)
+	{
+		char	   *next;
+
+		buf_reset(&url);
+		buf_append_str(&url, opts->url);
+		buf_append_str(&url, "/kv/?limit=");
+		buf_append_str(&url, limit);
+		if (prefix != NULL)
+		{
+			buf_append_str(&url, "&prefix=");
+			buf_append_escaped(&url, prefix, strlen(prefix));
+		}
+		if (after != NULL)
+		{
+			buf_append_str(&url, "&after=");
+			buf_append_escaped(&url, after, strlen(after));
+		}
+
+		http_request(curl, "GET", url.data, &resp);
+		if (resp.status != 200)
+		{
+			code = error_exit_code("list", &resp, false);
+			break;
+		}
+		if (!print_list_page(&resp, &next))
+		{
+			code = EXIT_SERVER;
+			break;
+		}
+		if (next == NULL)
+			break;
+		/* "next" must move forward, or we would loop for ever */
+		if (after != NULL && strcmp(next, after) <= 0)
+		{
+			fprintf(stderr, "%s: list: malformed reply: \"next\" did not advance\n",
+					progname);
+			free(next);
+			code = EXIT_SERVER;
+			break;
+		}
+		free(after);
+		after = next;
+	}
+	finish_stdout();
+	free(after);
+	buf_free(&url);
+	buf_free(&resp.body);
+	return code;
+}
+
+static int
+cmd_stats(CURL *curl, const Options *opts)
+{
+	Buffer		url = {0};
+	Response	resp = {0};
+	int			code = EXIT_OK;
+
+	buf_append_str(&url, opts->url);
+	buf_append_str(&url, "/health");
+	http_request(curl, "GET", url.data, &resp);
+	if (resp.status == 200)
+	{
+		write_stdout(resp.body.data, resp.body.len);
+		if (resp.body.len == 0 || resp.body.data[resp.body.len - 1] != '\n')
+			write_stdout("\n", 1);
+		finish_stdout();
+	}
+	else
+		code = error_exit_code("stats", &resp, false);
+	buf_free(&url);
+	buf_free(&resp.body);
+	return code;
+}
+
+/* A positive decimal integer, digits only (the server checks the range). */
+static bool
+valid_ttl(const char *s)
+{
+	bool		nonzero = false;
+
+	if (*s == '\0' || strlen(s) > 18)
+		return false;
+	for (; *s; s++)
+	{
+		if (*s < '0' || *s > '9')
+			return false;
+		if (*s != '0')
+			nonzero = true;
+	}
+	return nonzero;
+}
+
+/*
+ * "--name VALUE" or "--name=VALUE": true when arg is that option, with
+ * *value set (consuming the next argument when needed).
+ */
+static bool
+match_option(const char *name, int argc, char **argv, int *i, const char **value)
+{
+	const char *arg = argv[*i];
+	size_t		len = strlen(name);
+
+	if (strncmp(arg, name, len) != 0)
+		return false;
+	if (arg[len] == '=')
+	{
+		*value = arg + len + 1;
+		return true;
+	}
+	if (arg[len] != '\0')
+		return false;
+	if (*i + 1 >= argc)
+		usage_error("option %s needs a value", name);
+	*value = argv[++*i];
+	return true;
+}
+
+static void
+parse_args(int argc, char **argv, Options *opts)
+{
+	const char *env_url = getenv("KVSERVER_URL");
+	const char *positional[4];
+	int			npos = 0;
+	bool		options_done = false;
+	int			min_args;
+	int			max_args;
+	int			i;
+	char	   *url;
+	size_t		len;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->url = (env_url != NULL && env_url[0] != '\0') ? env_url : DEFAULT_URL;
+
+	for (i = 1; i < argc; i++)
+	{
+		const char *arg = argv[i];
+		const char *value;
+
+		if (!options_done && arg[0] == '-' && arg[1] != '\0')
+		{
+			if (strcmp(arg, "--") == 0)
+				options_done = true;
+			else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+			{
+				print_help(stdout);
+				finish_stdout();
+				exit(EXIT_OK);
+			}
+			else if (match_option("--url", argc, argv, &i, &value))
+				opts->url = value;
+			else if (match_option("--ttl", argc, argv, &i, &value))
+				opts->ttl = value;
+			else if (match_option("--content-type", argc, argv, &i, &value))
+				opts->content_type = value;
+			else
+				usage_error("unknown option \"%s\"", arg);
+			continue;
+		}
+		if (npos == (int) (sizeof(positional) / sizeof(positional[0])))
+			usage_error("too many arguments");
+		positional[npos++] = arg;
+	}
+
+	if (npos == 0)
+		usage_error("no command given");
+	opts->command = positional[0];
+	if (strcmp(opts->command, "get") == 0 || strcmp(opts->command, "del") == 0)
+		min_args = max_args = 1;
+	else if (strcmp(opts->command, "put") == 0)
+		min_args = 1, max_args = 2;
+	else if (strcmp(opts->command, "list") == 0)
+		min_args = 0, max_args = 1;
+	else if (strcmp(opts->command, "stats") == 0)
+		min_args = max_args = 0;
+	else
+		usage_error("unknown command \"%s\"", opts->command);
+
+	opts->nargs = npos - 1;
+	if (opts->nargs < min_args)
+		usage_error("%s: missing KEY", opts->command);
+	if (opts->nargs > max_args)
+		usage_error("%s: too many arguments", opts->command);
+	for (i = 0; i < opts->nargs; i++)
+		opts->args[i] = positional[i + 1];
+
+	if (strcmp(opts->command, "list") != 0 && opts->nargs > 0 &&
+		opts->args[0][0] == '\0')
+		usage_error("%s: KEY must not be empty", opts->command);
+	if (strcmp(opts->command, "put") != 0 &&
+		(opts->ttl != NULL || opts->content_type != NULL))
+		usage_error("--ttl and --content-type apply to put only");
+	if (opts->ttl != NULL && !valid_ttl(opts->ttl))
+		usage_error("--ttl must be a positive whole number of seconds, not \"%s\"",
+					opts->ttl);
+	if (opts->content_type != NULL &&
+		(opts->content_type[0] == '\0' ||
+		 strpbrk(opts->content_type, "\r\n") != NULL))
+		usage_error("--content-type must be a non-empty single line");
+
+	/* drop trailing slashes: paths are built as base + "/kv/..." */
+	len = strlen(opts->url);
+	while (len > 0 && opts->url[len - 1] == '/')
+		len--;
+	if (len == 0)
+		usage_error("empty URL");
+	url = strndup(opts->url, len);
+	if (url == NULL)
+		die(EXIT_LOCAL, "out of memory");
+	opts->url = url;
+}
+
+int
+main(int argc, char **argv)
+{
+	Options		opts;
+	CURL	   *curl;
+	int			code;
+
+	parse_args(argc, argv, &opts);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		die(EXIT_LOCAL, "could not initialize libcurl");
+	curl = curl_easy_init();
+	if (curl == NULL)
+		die(EXIT_LOCAL, "could not initialize libcurl");
+
+	if (strcmp(opts.command, "get") == 0)
+		code = cmd_get(curl, &opts);
+	else if (strcmp(opts.command, "put") == 0)
+		code = cmd_put(curl, &opts);
+	else if (strcmp(opts.command, "del") == 0)
+		code = cmd_del(curl, &opts);
+	else if (strcmp(opts.command, "list") == 0)
+		code = cmd_list(curl, &opts);
+	else
+		code = cmd_stats(curl, &opts);
+
+	curl_easy_cleanup(curl);
+	curl_global_cleanup();
+	free((char *) opts.url);
+	return code;
+}
