@@ -64,4 +64,23 @@ unitcheck: test/unit/test_cache_core
 
 installcheck: unitcheck
 
-.PHONY: unitcheck
+# kvcli, the command-line client (kvcli/Makefile also builds it on its own)
+all: kvcli-build
+installcheck: kvcli-build
+install: install-kvcli
+clean: clean-kvcli
+
+kvcli-build:
+	$(MAKE) -C kvcli
+
+install-kvcli: kvcli-build
+	$(MAKE) -C kvcli install
+
+clean-kvcli:
+	$(MAKE) -C kvcli clean
+
+# the long linearizability run (the test suite runs a short one)
+lincheck-long:
+	$(srcdir)/test/lincheck/long_run.sh
+
+.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long

@@ -12,6 +12,8 @@ PACKAGES=(
 	postgresql-server-dev-15   # pg_config, PGXS, pg_regress, PostgreSQL::Test::* (TAP)
 	libcivetweb-dev            # embedded HTTP server
 	libjansson-dev             # JSON
+	libcurl4-openssl-dev       # kvcli (HTTP client)
+	prometheus                 # promtool, to check GET /metrics in the tests
 	libipc-run-perl            # needed by the TAP framework
 	curl
 	make

@@ -282,6 +282,20 @@ read_body(struct mg_connection *conn, const struct mg_request_info *ri,
 	}
 	if (!chunked && ri->content_length > max)
 		return 413;
+
+	/*
+	 * A client that asked to be told before sending the body (curl does for
+	 * large values) would otherwise wait a second for nothing.
+	 */
+	{
+		int			nexpect;
+		const char *expect = find_header(ri, "Expect", &nexpect);
+
+		if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+			strcmp(ri->http_version, "1.1") == 0)
+			mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+
 	cap = chunked ? 65536 : (size_t) ri->content_length;
 	if (cap > (size_t) max + 1)
 		cap = (size_t) max + 1;
