@@ -118,12 +118,12 @@ kvserver.request_timeout = '5s'
 	{
 		$node->safe_psql('postgres', 'CREATE EXTENSION kvserver');
 		$self->wait_for_health(200, 30)
-		  or BAIL_OUT("kvserver on port $http_port never answered /health with 200");
+		  or die "kvserver on port $http_port never answered /health with 200\n";
 	}
 	else
 	{
 		$self->wait_for_listener(30)
-		  or BAIL_OUT("kvserver never listened on port $http_port");
+		  or die "kvserver never listened on port $http_port\n";
 	}
 	return $self;
 }
