@@ -34,8 +34,16 @@ for pkg in "${PACKAGES[@]}"; do
 	is_installed "$pkg" || missing+=("$pkg")
 done
 
+# The browser test's own tools (Chromium, Node, playwright-core from npm).
+browser_setup() {
+	if [ "$(id -u)" -eq 0 ] && [ "${KV_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
+		"$(dirname "${BASH_SOURCE[0]}")/../test/browser/setup.sh"
+	fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
 	log "all ${#PACKAGES[@]} required packages are installed"
+	browser_setup
 	exit 0
 fi
 
@@ -62,3 +70,4 @@ if [ "${#still_missing[@]}" -ne 0 ]; then
 	exit 1
 fi
 log "installed: ${missing[*]}"
+browser_setup

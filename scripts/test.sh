@@ -108,6 +108,8 @@ runuser -u postgres -- env -i \
 	USER=postgres \
 	LOGNAME=postgres \
 	LANG=C.UTF-8 \
+	KV_REQUIRE_BROWSER=1 \
+	KV_REQUIRE_PROMTOOL=1 \
 	${PG_TEST_TIMEOUT_DEFAULT:+PG_TEST_TIMEOUT_DEFAULT="$PG_TEST_TIMEOUT_DEFAULT"} \
 	make installcheck "${MAKE_ARGS[@]}" || rc=$?
 cd /
