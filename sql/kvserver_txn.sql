@@ -305,6 +305,8 @@ DROP EXTENSION dblink;
 -- PREPARE TRANSACTION after writing kv_store is refused by kvserver
 -- (pg_regress's temporary instance allows prepared transactions)
 --
+-- should a PREPARE succeed, fail on its row locks instead of waiting forever
+SET lock_timeout = '10s';
 SELECT current_setting('max_prepared_transactions')::int > 0 AS prepared_xacts_allowed;
 SELECT kv_put('prep', 'cached');
 SELECT kv_get('prep');
@@ -338,6 +340,7 @@ PREPARE TRANSACTION 'kv_prep_read';
 SELECT gid FROM pg_prepared_xacts;
 COMMIT PREPARED 'kv_prep_read';
 SELECT count(*) FROM pg_prepared_xacts;
+RESET lock_timeout;
 
 --
 -- A read-only transaction cannot write
