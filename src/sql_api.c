@@ -7,9 +7,12 @@
  * They run in the caller's transaction, with the caller's privileges, on
  * the same table and cache as the HTTP worker.  Reads use the cache only
  * when it cannot be wrong for this session: not at REPEATABLE READ or
- * SERIALIZABLE (the snapshot may be older than the cache), and not after
- * this transaction wrote kv_store (the cache does not have our own
- * uncommitted writes).  Writes go to the table only; the triggers in
+ * SERIALIZABLE (the snapshot may be older than the cache), and not once
+ * this transaction has written anything (the cache does not have our own
+ * uncommitted writes, and a row trigger fires only at the end of its
+ * statement, so "has an XID" is the test that cannot come too late).  And
+ * only for a caller who may read the whole table without row-level
+ * security: the cache must not hand out what a SELECT would refuse.  Writes go to the table only; the triggers in
  * invalidate.c take care of the cache at commit.
  *
  * IDENTIFICATION
@@ -24,8 +27,11 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/timestamp.h"
 
 #include "cache.h"
@@ -63,12 +69,16 @@ palloc_fn(Size size)
 	return palloc(size);
 }
 
-/* May this session read the shared cache right now? */
+/* May this session read (and fill) the shared cache for 'relid' now? */
 static bool
-cache_usable(void)
+cache_usable(Oid relid)
 {
-	return kvcache_available() && !IsolationUsesXactSnapshot() &&
-		!kv_xact_wrote_store();
+	return kvcache_available() &&
+		!IsolationUsesXactSnapshot() &&
+		!kv_xact_wrote_store() &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+		check_enable_rls(relid, InvalidOid, true) == RLS_NONE;
 }
 
 /*
@@ -97,7 +107,7 @@ lookup_value(FunctionCallInfo fcinfo, text *key)
 {
 	const char *k = VARDATA_ANY(key);
 	size_t		klen = VARSIZE_ANY_EXHDR(key);
-	bool		use_cache = cache_usable();
+	bool		use_cache;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	KvCachedValue cached;
 	KvRow		row;
@@ -106,6 +116,7 @@ lookup_value(FunctionCallInfo fcinfo, text *key)
 	Oid			relid;
 
 	relid = connect_store(fcinfo);
+	use_cache = cache_usable(relid);
 	if (use_cache && kvcache_lookup(relid, k, klen, palloc_fn, &cached))
 	{
 		/* cached.value lives in SPI memory: copy it out before SPI_finish */
