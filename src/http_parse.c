@@ -341,6 +341,42 @@ kv_parse_ttl(const char *query, int64_t *ttl, const char **why)
 	return KV_ERR_NONE;
 }
 
+/*
+ * jansson parses recursively and allows 2048 levels, more than a civetweb
+ * thread's stack holds, so deep nesting is refused before it gets there.
+ * Brackets inside strings do not count.
+ */
+static bool
+json_depth_ok(const char *s, size_t len, int max_depth)
+{
+	int			depth = 0;
+	bool		in_string = false;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+		{
+			if (++depth > max_depth)
+				return false;
+		}
+		else if (c == ']' || c == '}')
+			depth--;
+	}
+	return true;
+}
+
 /* POST /kv/: {"key": "...", "value": "...", "ttl": N} */
 KvError
 kv_parse_create_body(const char *body, size_t len, size_t max_key_len,
@@ -359,6 +395,11 @@ kv_parse_create_body(const char *body, size_t len, size_t max_key_len,
 
 	*key = *value = NULL;
 	*ttl = 0;
+	if (!json_depth_ok(body, len, KV_JSON_MAX_DEPTH))
+	{
+		*why = "JSON body is nested too deeply";
+		return KV_ERR_BAD_REQUEST;
+	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 	{
@@ -433,10 +474,13 @@ done:
  * An If-Match / If-None-Match value: "*" (KV_MATCH_ANY) or one entity tag
  * "<version>" as we send them, optionally weak (W/).  Lists of tags are
  * not supported and are a bad request, as is anything else malformed.
+ * If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches,
+ * which we express as a version that no row has.
  */
 KvError
-kv_parse_etag(const char *header, int64_t *version)
+kv_parse_etag(const char *header, bool strong, int64_t *version)
 {
+	bool		weak = false;
 	const char *p = header;
 	const char *end;
 	int64_t		v;
@@ -452,12 +496,15 @@ kv_parse_etag(const char *header, int64_t *version)
 		return KV_ERR_NONE;
 	}
 	if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+	{
+		weak = true;
 		p += 2;
+	}
 	if (end - p < 3 || *p != '"' || end[-1] != '"')
 		return KV_ERR_BAD_REQUEST;
 	if (!kv_parse_int64(p + 1, end - p - 2, &v) || v < 1)
 		return KV_ERR_BAD_REQUEST;
-	*version = v;
+	*version = (weak && strong) ? INT64_MAX : v;
 	return KV_ERR_NONE;
 }
 

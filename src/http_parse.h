@@ -34,6 +34,7 @@ typedef enum KvRoute
 /* Bounds that are not settings. */
 #define KV_LIST_DEFAULT_LIMIT	100
 #define KV_LIST_MAX_LIMIT		1000
+#define KV_JSON_MAX_DEPTH		32
 #define KV_MAX_TTL_SECONDS		(INT64_C(100) * 365 * 24 * 3600)
 
 extern KvRoute kv_route(const char *path, const char **key_raw);
@@ -53,7 +54,8 @@ extern KvError kv_parse_create_body(const char *body, size_t len,
 									char **value, size_t *value_len,
 									int64_t *ttl, const char **why);
 
-extern KvError kv_parse_etag(const char *header, int64_t *version);
+extern KvError kv_parse_etag(const char *header, bool strong,
+							 int64_t *version);
 
 extern const char *kv_error_code(KvError error);
 extern char *kv_json_error(KvError error, const char *message, size_t *len);

@@ -247,15 +247,24 @@ framing_problem(const struct mg_request_info *ri, bool *chunked)
 	const char *first_cl = find_header(ri, "Content-Length", &ncl);
 
 	*chunked = false;
+	/* civetweb keeps MG_MAX_HEADERS and drops the rest without a word */
+	if (ri->num_headers >= MG_MAX_HEADERS)
+		return "too many header fields";
 	if (nte > 0 && ncl > 0)
 		return "Content-Length and Transfer-Encoding together are ambiguous";
 	if (nte > 1 || (te && strcasecmp(te, "chunked") != 0))
 		return "only Transfer-Encoding: chunked is supported";
 	*chunked = (te != NULL);
-	for (i = 0; i < ri->num_headers && ncl > 1; i++)
+	for (i = 0; i < ri->num_headers && ncl > 0; i++)
 	{
-		if (strcasecmp(ri->http_headers[i].name, "Content-Length") == 0 &&
-			strcmp(ri->http_headers[i].value, first_cl) != 0)
+		const char *v = ri->http_headers[i].value;
+
+		if (strcasecmp(ri->http_headers[i].name, "Content-Length") != 0)
+			continue;
+		/* civetweb reads leading digits only: "0x10" would be 0 */
+		if (*v == '\0' || strspn(v, "0123456789") != strlen(v))
+			return "Content-Length must be a decimal number";
+		if (strcmp(v, first_cl) != 0)
 			return "conflicting Content-Length headers";
 	}
 	return NULL;
@@ -446,10 +455,10 @@ parse_preconditions(const struct mg_request_info *ri, const char *method,
 	if (n_im > 1 || n_inm > 1)
 		return "repeated If-Match or If-None-Match header";
 	if (im != NULL && !is_get &&
-		kv_parse_etag(im, if_match) != KV_ERR_NONE)
+		kv_parse_etag(im, true, if_match) != KV_ERR_NONE)
 		return "If-Match must be * or one entity tag such as \"42\"";
 	if (inm != NULL && strcmp(method, "DELETE") != 0 &&
-		kv_parse_etag(inm, if_none_match) != KV_ERR_NONE)
+		kv_parse_etag(inm, false, if_none_match) != KV_ERR_NONE)
 		return "If-None-Match must be * or one entity tag such as \"42\"";
 	if (strcmp(method, "PUT") == 0 && *if_none_match != KV_MATCH_NONE &&
 		(*if_none_match != KV_MATCH_ANY || *if_match != KV_MATCH_NONE))

@@ -142,19 +142,23 @@ store_prepare(Oid nspid)
 
 	/*
 	 * xmax = 0 tells an inserted row from an updated one: ON CONFLICT DO
-	 * UPDATE leaves our own xid in the row's xmax.
+	 * UPDATE leaves our own xid in the row's xmax.  Replacing an expired row
+	 * is a creation too, as far as the client can tell.
 	 */
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "INSERT INTO %s.kv_store AS t (key, value, content_type, expires_at)"
+					 "WITH old AS (SELECT expires_at <= pg_catalog.clock_timestamp() AS expired"
+					 " FROM %s.kv_store WHERE key = $1)"
+					 " INSERT INTO %s.kv_store AS t (key, value, content_type, expires_at)"
 					 " VALUES ($1, $2, $3, $4)"
 					 " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
 					 " content_type = excluded.content_type,"
 					 " expires_at = excluded.expires_at,"
 					 " version = pg_catalog.nextval('%s.kv_store_version_seq'),"
 					 " updated_at = pg_catalog.now()"
-					 " RETURNING version, (xmax = 0) AS created",
-					 schema, schema);
+					 " RETURNING version,"
+					 " (xmax = 0 OR coalesce((SELECT expired FROM old), false)) AS created",
+					 schema, schema, schema);
 	plans[PLAN_UPSERT] = prepare(sql.data, 4, put_args);
 
 	/* create-only: replaces a row only when it has expired */

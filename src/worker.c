@@ -373,6 +373,16 @@ apply_settings(void)
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
 
+	/* a shorter kvserver.expire_interval takes effect now, not after the old one */
+	if (kvserver_expire_interval_s > 0)
+	{
+		TimestampTz soon = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kvserver_expire_interval_s * 1000);
+
+		if (next_expire == 0 || soon < next_expire)
+			next_expire = soon;
+	}
+
 	/* a lock wait is cut short and the request retried: see LOCK_WAIT_MS */
 	snprintf(ms, sizeof(ms), "%d", LOCK_WAIT_MS);
 	SetConfigOption("lock_timeout", ms, PGC_SUSET, PGC_S_OVERRIDE);
