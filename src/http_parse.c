@@ -400,7 +400,8 @@ kv_parse_create_body(const char *body, size_t len, size_t max_key_len,
 		*why = "JSON body is nested too deeply";
 		return KV_ERR_BAD_REQUEST;
 	}
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* let "\u0000" through, so that the key check reports it as bad_key */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (root == NULL)
 	{
 		*why = "body is not valid JSON";

@@ -98,6 +98,8 @@ status_text(int status)
 			return "Internal Server Error";
 		case 503:
 			return "Service Unavailable";
+		case 505:
+			return "HTTP Version Not Supported";
 	}
 	return "Error";
 }
@@ -250,6 +252,16 @@ framing_problem(const struct mg_request_info *ri, bool *chunked)
 	/* civetweb keeps MG_MAX_HEADERS and drops the rest without a word */
 	if (ri->num_headers >= MG_MAX_HEADERS)
 		return "too many header fields";
+	if (strcmp(ri->http_version, "1.1") == 0)
+	{
+		int			nhost;
+
+		(void) find_header(ri, "Host", &nhost);
+		if (nhost != 1)
+			return "an HTTP/1.1 request needs exactly one Host header";
+	}
+	else if (nte > 0)
+		return "Transfer-Encoding is not allowed before HTTP/1.1";
 	if (nte > 0 && ncl > 0)
 		return "Content-Length and Transfer-Encoding together are ambiguous";
 	if (nte > 1 || (te && strcasecmp(te, "chunked") != 0))
@@ -258,13 +270,16 @@ framing_problem(const struct mg_request_info *ri, bool *chunked)
 	for (i = 0; i < ri->num_headers && ncl > 0; i++)
 	{
 		const char *v = ri->http_headers[i].value;
+		size_t		digits;
 
 		if (strcasecmp(ri->http_headers[i].name, "Content-Length") != 0)
 			continue;
 		/* civetweb reads leading digits only: "0x10" would be 0 */
-		if (*v == '\0' || strspn(v, "0123456789") != strlen(v))
+		digits = strspn(v, "0123456789");
+		if (digits == 0 || v[digits + strspn(v + digits, " \t")] != '\0')
 			return "Content-Length must be a decimal number";
-		if (strcmp(v, first_cl) != 0)
+		if (strncmp(v, first_cl, digits) != 0 ||
+			strspn(first_cl, "0123456789") != digits)
 			return "conflicting Content-Length headers";
 	}
 	return NULL;
@@ -377,6 +392,19 @@ send_value(struct mg_connection *conn, const char *value, size_t len,
 	r.head = head;
 	send_reply(conn, &r);
 	return r.status;
+}
+
+/*
+ * The body could not be read: malformed chunking, or the client closed or
+ * stalled.  Answer 400 and close; if the client is gone, the write fails
+ * harmlessly.
+ */
+static int
+send_bad_body(struct mg_connection *conn)
+{
+	return send_error(conn, 400, KV_ERR_BAD_REQUEST,
+					  "request body is malformed or incomplete", NULL, false,
+					  true);
 }
 
 /* Hand a request to the main thread and write its reply. */
@@ -566,8 +594,7 @@ handle_key(struct mg_connection *conn, const struct mg_request_info *ri,
 				return send_error(conn, 413, KV_ERR_VALUE_TOO_LARGE,
 								  "value is larger than kvserver.max_value_size",
 								  NULL, false, true);
-			mg_disable_connection_keep_alive(conn);
-			return 400;			/* nobody left to answer */
+			return send_bad_body(conn);
 		}
 		if (ct != NULL)
 			req->content_type = strdup(ct);
@@ -616,10 +643,7 @@ handle_collection(struct mg_connection *conn,
 							  "body is too large for kvserver.max_value_size",
 							  NULL, false, true);
 		if (rc != 0)
-		{
-			mg_disable_connection_keep_alive(conn);
-			return 400;
-		}
+			return send_bad_body(conn);
 		req = kvq_request_new(KV_OP_CREATE);
 		if (req == NULL)
 		{
@@ -777,6 +801,12 @@ handle_http_error(struct mg_connection *conn, int status, const char *msg)
 {
 	KvError		err = status >= 500 ? KV_ERR_INTERNAL : KV_ERR_BAD_REQUEST;
 
+	/* civetweb says 411 for a Content-Length it cannot read: a bad request */
+	if (status == 411)
+		status = 400;
+	/* an HTTP version we do not speak is the client's error, not ours */
+	if (status == 505)
+		err = KV_ERR_BAD_REQUEST;
 	if (status == 404)
 		err = KV_ERR_NOT_FOUND;
 	else if (status == 405)

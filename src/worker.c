@@ -32,6 +32,7 @@
 #include "postgres.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "access/xact.h"
 #include "executor/spi.h"
@@ -346,6 +347,21 @@ start_http(void)
 		ereport(LOG,
 				(errmsg("kvserver HTTP server disabled: kvserver.listen_addresses is empty")));
 		return;
+	}
+
+	/*
+	 * Every connection, working or waiting in civetweb's accept queue, is a
+	 * descriptor; the usual soft limit of 1024 is too few for 256 threads
+	 * plus a 1024-deep queue, so take what the hard limit allows.
+	 */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+		{
+			rl.rlim_cur = rl.rlim_max;
+			(void) setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 
 	cfg.listen_addresses = kvserver_listen_addresses;
