@@ -1,0 +1,525 @@
+#!/usr/bin/env python3
+"""Bookkeeping for bench/run.sh: record runs, then aggregate and report.
+
+  report.py note FILE key=value ...
+      append one JSON object to FILE (numbers become numbers)
+  report.py wrk FILE RESULT_JSON WRK_LOG key=value ...
+      append one run measured by wrk (bench/wrk.lua wrote RESULT_JSON)
+  report.py pgbench FILE PGBENCH_LOG LOG_PREFIX key=value ...
+      append one pgbench run: its summary, plus p50/p99 from its -l logs
+      (LOG_PREFIX.*, deleted afterwards)
+  report.py final OUTDIR
+      read OUTDIR/{runs,memory,meta}.jsonl, print the table, write
+      OUTDIR/results.json, results.md, chart.dat, chart.gp and chart.png
+
+Only the standard library; no third-party modules.
+"""
+import glob
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+
+def parse_kv(args):
+    out = {}
+    for a in args:
+        k, _, v = a.partition("=")
+        out[k] = coerce(v)
+    return out
+
+
+def coerce(v):
+    if re.fullmatch(r"-?\d+", v):
+        return int(v)
+    if re.fullmatch(r"-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", v):
+        return float(v)
+    return v
+
+
+def append(path, obj):
+    with open(path, "a") as f:
+        f.write(json.dumps(obj, sort_keys=True) + "\n")
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def hit_fields(rec):
+    """hits/misses deltas -> hit_ratio, when run.sh measured them."""
+    if all(k in rec for k in ("hits_before", "hits_after", "misses_before", "misses_after")):
+        h = rec["hits_after"] - rec["hits_before"]
+        m = rec["misses_after"] - rec["misses_before"]
+        rec["hits"] = h
+        rec["misses"] = m
+        rec["hit_ratio"] = h / (h + m) if h + m > 0 else None
+
+
+def cmd_wrk(path, result, log, kv):
+    rec = dict(kv)
+    rec["tool"] = "wrk"
+    try:
+        with open(result) as f:
+            r = json.load(f)
+    except (OSError, ValueError) as e:
+        rec["failed"] = "no wrk result (%s)" % e
+        append(path, rec)
+        print_run(rec)
+        return
+    text = open(log, errors="replace").read() if os.path.exists(log) else ""
+    secs = r["duration_us"] / 1e6 if r["duration_us"] else float("nan")
+    rec.update(
+        requests=r["requests"],
+        duration_s=round(secs, 3),
+        rps=r["requests"] / secs if secs else 0.0,
+        p50_ms=r["lat_p50_us"] / 1000.0,
+        p90_ms=r["lat_p90_us"] / 1000.0,
+        p99_ms=r["lat_p99_us"] / 1000.0,
+        max_ms=r["lat_max_us"] / 1000.0,
+        mean_ms=r["lat_mean_us"] / 1000.0,
+        # wrk counts a response with status > 399 in errors.status; it prints
+        # the same number as "Non-2xx or 3xx responses".
+        non2xx=r["err_status"],
+        socket_errors=r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"],
+        err_connect=r["err_connect"], err_read=r["err_read"],
+        err_write=r["err_write"], err_timeout=r["err_timeout"],
+    )
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if m and int(m.group(1)) != rec["non2xx"]:
+        rec["non2xx_text"] = int(m.group(1))
+    hit_fields(rec)
+    append(path, rec)
+    print_run(rec)
+
+
+def print_run(rec):
+    if rec.get("failed"):
+        print("    -> FAILED: %s" % rec["failed"])
+        return
+    print("    -> %10s req/s  p50 %6s ms  p99 %6s ms  errors %s%s" % (
+        fmt_rps(rec["rps"]), fmt_ms(rec["p50_ms"]), fmt_ms(rec["p99_ms"]),
+        rec.get("non2xx", 0) + rec.get("socket_errors", 0),
+        "" if rec.get("hit_ratio") is None else "  hit ratio %s" % fmt_pct(rec["hit_ratio"])))
+    sys.stdout.flush()
+
+
+def percentile(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    i = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals)) - 1))
+    return sorted_vals[i]
+
+
+def cmd_pgbench(path, log, prefix, kv):
+    rec = dict(kv)
+    rec["tool"] = "pgbench"
+    text = open(log, errors="replace").read() if os.path.exists(log) else ""
+
+    def grab(pattern, conv=float):
+        m = re.search(pattern, text, re.M)
+        return conv(m.group(1)) if m else None
+
+    tps = grab(r"^tps = ([\d.]+) \(without initial connection time\)")
+    done = grab(r"^number of transactions actually processed: (\d+)", int)
+    failed = grab(r"^number of failed transactions: (\d+)", int) or 0
+    duration = grab(r"^duration: (\d+) s", int)
+    lats = []
+    files = sorted(glob.glob(glob.escape(prefix) + ".*"))
+    for fn in files:
+        with open(fn) as f:
+            for line in f:
+                parts = line.split()
+                # client_id transaction_no time script_no time_epoch time_us [schedule_lag]
+                if len(parts) >= 3 and parts[2].isdigit():
+                    lats.append(int(parts[2]))
+        os.unlink(fn)
+    lats.sort()
+    if tps is None:
+        rec["failed"] = "pgbench printed no tps (see its log)"
+    rec.update(
+        requests=done,
+        duration_s=duration,
+        rps=tps or 0.0,
+        p50_ms=(percentile(lats, 50) or 0) / 1000.0,
+        p90_ms=(percentile(lats, 90) or 0) / 1000.0,
+        p99_ms=(percentile(lats, 99) or 0) / 1000.0,
+        max_ms=(lats[-1] / 1000.0) if lats else None,
+        mean_ms=(sum(lats) / len(lats) / 1000.0) if lats else None,
+        non2xx=failed,  # failed transactions stand in for error responses
+        socket_errors=0,
+        aborted_clients=len(re.findall(r"client \d+ .*aborted", text)),
+    )
+    if rec["aborted_clients"]:
+        rec["failed"] = "%d pgbench clients aborted" % rec["aborted_clients"]
+    hit_fields(rec)
+    append(path, rec)
+    print_run(rec)
+
+
+# ---------------------------------------------------------------------------
+# final report
+
+def fmt_rps(v):
+    if v is None:
+        return "-"
+    return "{:,.0f}".format(v)
+
+
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def fmt_pct(v):
+    return "-" if v is None else "%.1f%%" % (100 * v)
+
+
+def aggregate(runs):
+    groups = {}
+    order = []
+    for r in runs:
+        if r.get("round") == "warm":
+            continue
+        key = (r.get("workload"), r.get("conns"), r.get("target"))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(r)
+    rows = []
+    for key in order:
+        rs = groups[key]
+        ok = [r for r in rs if not r.get("failed")]
+        first = rs[0]
+
+        def med(field):
+            vals = [r[field] for r in ok if r.get(field) is not None]
+            return statistics.median(vals) if vals else None
+
+        hits = sum(r.get("hits", 0) or 0 for r in ok)
+        misses = sum(r.get("misses", 0) or 0 for r in ok)
+        have_hits = any("hits" in r for r in ok)
+        rows.append({
+            "workload": key[0],
+            "label": first.get("label", key[0]),
+            "conns": key[1],
+            "target": key[2],
+            "tool": first.get("tool"),
+            "rounds": len(rs),
+            "failed_rounds": len(rs) - len(ok),
+            "rps": med("rps"),
+            "rps_rounds": [r.get("rps") for r in rs],
+            "p50_ms": med("p50_ms"),
+            "p99_ms": med("p99_ms"),
+            "p90_ms": med("p90_ms"),
+            "max_ms": max([r["max_ms"] for r in ok if r.get("max_ms") is not None], default=None),
+            "requests": sum(r.get("requests") or 0 for r in ok),
+            "non2xx": sum(r.get("non2xx") or 0 for r in rs),
+            "socket_errors": sum(r.get("socket_errors") or 0 for r in rs),
+            "hit_ratio": (hits / (hits + misses)) if have_hits and hits + misses > 0 else None,
+            "hits": hits if have_hits else None,
+            "misses": misses if have_hits else None,
+            "fills_skipped": sum(r.get("fills_skipped") or 0 for r in ok) if have_hits else None,
+            "evictions": sum(r.get("evictions") or 0 for r in ok) if have_hits else None,
+            "cache_size": first.get("cache_size"),
+            "note": first.get("note"),
+        })
+    # display order: GET hit, PUT new, PUT overwrite, GET miss, mixed (by cache
+    # size as run); the run order differs because of the cluster restarts
+    rank = {"get_hit": 0, "put_new": 1, "put_over": 2, "get_miss": 3}
+    rows.sort(key=lambda r: rank.get(r["workload"], 4))  # stable
+    # ratios: kvserver's req/s divided by each peer's, within workload+conns
+    for row in rows:
+        row["kvserver_vs"] = {}
+    by_wc = {}
+    for row in rows:
+        by_wc.setdefault((row["workload"], row["conns"]), []).append(row)
+    for (_, _), rs in by_wc.items():
+        kv = [r for r in rs if r["target"] == "kvserver"]
+        if not kv or not kv[0]["rps"]:
+            continue
+        for r in rs:
+            if r["target"] != "kvserver" and r["rps"]:
+                kv[0]["kvserver_vs"][r["target"]] = kv[0]["rps"] / r["rps"]
+    return rows
+
+
+def ratio_text(row):
+    if row["target"] == "kvserver":
+        if not row["kvserver_vs"]:
+            return "-"
+        return ", ".join("%.2fx %s" % (v, k) for k, v in row["kvserver_vs"].items())
+    return ""
+
+
+COLS = ["workload", "target", "conns", "req/s", "p50 ms", "p99 ms",
+        "errors", "hit ratio", "kvserver req/s ÷ peer"]
+
+
+def table_rows(rows):
+    out = []
+    for r in rows:
+        errs = r["non2xx"] + r["socket_errors"]
+        err_txt = "0" if errs == 0 else "%d non-2xx, %d socket" % (r["non2xx"], r["socket_errors"])
+        if r["failed_rounds"]:
+            err_txt += " (%d runs failed)" % r["failed_rounds"]
+        out.append([r["label"], r["target"], str(r["conns"]), fmt_rps(r["rps"]),
+                    fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), err_txt,
+                    fmt_pct(r["hit_ratio"]), ratio_text(r)])
+    return out
+
+
+def text_table(rows):
+    body = table_rows(rows)
+    widths = [max(len(COLS[i]), *(len(b[i]) for b in body)) if body else len(COLS[i])
+              for i in range(len(COLS))]
+    right = {2, 3, 4, 5, 7}
+
+    def line(cells):
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                         for i, c in enumerate(cells)).rstrip()
+
+    lines = [line(COLS), line(["-" * w for w in widths])]
+    prev = None
+    for b, r in zip(body, rows):
+        if prev is not None and (r["workload"], r["conns"]) != prev:
+            lines.append("")
+        prev = (r["workload"], r["conns"])
+        lines.append(line(b))
+    return "\n".join(lines)
+
+
+def md_table(rows):
+    body = table_rows(rows)
+    lines = ["| " + " | ".join(COLS) + " |",
+             "|" + "|".join("---:" if i in (2, 3, 4, 5, 7) else "---" for i in range(len(COLS))) + "|"]
+    for b in body:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    return "\n".join(lines)
+
+
+def memory_growth(mem, runs):
+    """RssAnon growth of one worker between two samples, per kvserver request
+    served in between (warm-ups included): a steady growth per request is a leak."""
+    out = []
+    for a, b in zip(mem, mem[1:]):
+        if a.get("pid") != b.get("pid") or a.get("rss_anon_kb") in (None, "") \
+                or b.get("rss_anon_kb") in (None, ""):
+            continue
+        between = [r for r in runs if r.get("target") == "kvserver" and "t_start" in r
+                   and a["t"] <= r["t_start"] and r["t_end"] <= b["t"]]
+        n = sum(r.get("requests") or 0 for r in between)
+        if not n:
+            continue
+        delta = (b["rss_anon_kb"] - a["rss_anon_kb"]) * 1024
+        kinds = sorted(set(r.get("mode") or "?" for r in between))
+        out.append({"from": a["point"], "to": b["point"], "pid": a["pid"],
+                    "anon_delta_bytes": delta, "kvserver_requests": n,
+                    "bytes_per_request": delta / n, "modes": kinds})
+    return out
+
+
+def memory_summary(mem):
+    lines = []
+    for m in mem:
+        parts = ["%-28s" % m.get("point", "?")]
+        if m.get("cache_size"):
+            parts.append("cache %-5s" % m["cache_size"])
+        if m.get("rss_kb") is not None:
+            parts.append("VmRSS %6.1f MB (anon %.1f, shmem %.1f)" % (
+                m["rss_kb"] / 1024.0, (m.get("rss_anon_kb") or 0) / 1024.0,
+                (m.get("rss_shmem_kb") or 0) / 1024.0))
+        if m.get("entries") is not None:
+            ov = m.get("overhead") if m["entries"] else None
+            parts.append("%d entries, overhead %s B/entry, used %.1f of %.1f MB" % (
+                m["entries"], "-" if ov in (None, "") else "%.1f" % float(ov),
+                (m.get("used_bytes") or 0) / 1048576.0, (m.get("capacity_bytes") or 0) / 1048576.0))
+        lines.append("  ".join(parts))
+    return "\n".join(lines)
+
+
+TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728",
+                 "pgbench": "#ff7f0e"}
+
+
+def write_chart(outdir, rows, meta):
+    gnuplot = shutil.which("gnuplot")
+    dat = os.path.join(outdir, "chart.dat")
+    gp = os.path.join(outdir, "chart.gp")
+    png = os.path.join(outdir, "chart.png")
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    with open(dat, "w") as f:
+        f.write("# x label target_index rps p99_ms\n")
+        x = 0
+        prev = None
+        for r in rows:
+            grp = (r["workload"], r["conns"])
+            if prev is not None and grp != prev:
+                x += 1  # a gap between workloads
+            prev = grp
+            label = "%s c%s %s" % (r["label"].replace("zipf, cache ", ""), r["conns"], r["target"])
+            if r["workload"].startswith("mixed") and r["hit_ratio"] is not None:
+                label += " (hits %.0f%%)" % (100 * r["hit_ratio"])
+            f.write('%d "%s" %d %s %s\n' % (x, label.replace('"', "'"), targets.index(r["target"]),
+                                           r["rps"] or "NaN", r["p99_ms"] or "NaN"))
+            x += 1
+    xmax = x - 0.3
+    palette = "\n".join(
+        'set linetype %d lc rgb "%s"' % (i + 1, TARGET_COLORS.get(t, "#7f7f7f"))
+        for i, t in enumerate(targets))
+    keys = "\n".join(
+        "     NaN with boxes lt %d title '%s', \\" % (i + 1, t) for i, t in enumerate(targets))
+    title = "kvserver bench (%s round(s) x %s s, %s cores shared by client and servers)" % (
+        meta.get("rounds", "?"), meta.get("duration", "?"), meta.get("cores", "?"))
+    script = """
+set encoding utf8
+if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {{
+  set terminal pngcairo size 1500,1000 font "sans,9"
+}} else {{
+  set terminal png size 1500,1000
+}}
+set output "{png}"
+{palette}
+set style fill solid 0.9 border -1
+set boxwidth 0.8
+set grid ytics mytics
+set logscale y
+set xrange [-0.7:{xmax}]
+set xtics rotate by -40 scale 0 font ",8"
+set key top right
+set lmargin 12
+set bmargin 9
+set multiplot layout 2,1 title "{title}"
+set title "throughput (req/s or tps, median of rounds; log scale)"
+set ylabel "req/s"
+plot "{dat}" using 1:4:($3+1):xtic(2) with boxes lc variable notitle, \\
+{keys}
+     "{dat}" using 1:4:(sprintf("%.0f", $4)) with labels offset 0,0.6 font ",7" notitle
+set title "p99 latency (ms, median of rounds; log scale)"
+set ylabel "ms"
+plot "{dat}" using 1:5:($3+1):xtic(2) with boxes lc variable notitle, \\
+{keys}
+     "{dat}" using 1:5:($5 >= 10 ? sprintf("%.0f", $5) : sprintf("%.2g", $5)) with labels offset 0,0.6 font ",7" notitle
+unset multiplot
+""".format(png=png, xmax=xmax, palette=palette, title=title, dat=dat, keys=keys)
+    with open(gp, "w") as f:
+        f.write(script)
+    if not gnuplot:
+        return "gnuplot not found: no chart"
+    p = subprocess.run([gnuplot, gp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0 or not os.path.exists(png):
+        return "gnuplot failed: " + p.stdout.strip()[-500:]
+    return None
+
+
+def cmd_final(outdir):
+    runs = read_jsonl(os.path.join(outdir, "runs.jsonl"))
+    mem = read_jsonl(os.path.join(outdir, "memory.jsonl"))
+    meta = {}
+    for m in read_jsonl(os.path.join(outdir, "meta.jsonl")):
+        meta.update(m)
+    rows = aggregate(runs)
+
+    problems = []
+    for r in runs:
+        what = "%s c%s %s round %s" % (r.get("label"), r.get("conns"), r.get("target"), r.get("round"))
+        if r.get("failed"):
+            problems.append("%s: FAILED: %s" % (what, r["failed"]))
+        if r.get("non2xx"):
+            problems.append("%s: %d %s out of %s" % (
+                what, r["non2xx"],
+                "failed transactions" if r.get("tool") == "pgbench" else "non-2xx responses",
+                r.get("requests")))
+        if r.get("socket_errors"):
+            problems.append("%s: socket errors connect %s read %s write %s timeout %s" % (
+                what, r.get("err_connect"), r.get("err_read"), r.get("err_write"), r.get("err_timeout")))
+
+    table = text_table(rows)
+    memtxt = memory_summary(mem)
+    growth = memory_growth(mem, runs)
+    if growth:
+        memtxt += "\nworker RssAnon growth between samples (kvserver requests in between, warm-ups included):"
+        for g in growth:
+            memtxt += "\n  %-28s -> %-28s %+8.1f MB over %9d requests (%s): %+7.1f B/request" % (
+                g["from"], g["to"], g["anon_delta_bytes"] / 1048576.0, g["kvserver_requests"],
+                "/".join(g["modes"]), g["bytes_per_request"])
+            if g["bytes_per_request"] > 64 and g["anon_delta_bytes"] > 8 * 1048576:
+                problems.append("kvserver worker RssAnon grew %.1f MB over %d requests (%s), "
+                                "%.0f B/request, between '%s' and '%s': looks like a leak" % (
+                                    g["anon_delta_bytes"] / 1048576.0, g["kvserver_requests"],
+                                    "/".join(g["modes"]), g["bytes_per_request"], g["from"], g["to"]))
+    chart_err = write_chart(outdir, rows, meta)
+
+    results = {"meta": meta, "rows": rows, "runs": runs, "memory": mem,
+               "memory_growth": growth, "problems": problems}
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+
+    header = ("kvserver `make bench` (%s): %s round(s) of %s s per target, interleaved; "
+              "wrk -t1 keep-alive / pgbench -j 2 -M prepared; 16-byte values; "
+              "%s cores shared by the client and the servers; fsync on, "
+              "synchronous_commit on, redis appendfsync always. Figures are medians of the rounds." % (
+                  meta.get("date", "?"), meta.get("rounds", "?"), meta.get("duration", "?"),
+                  meta.get("cores", "?")))
+    with open(os.path.join(outdir, "results.md"), "w") as f:
+        f.write(header + "\n\n")
+        f.write(md_table(rows) + "\n\n")
+        f.write("Memory (kvserver worker; VmRSS from /proc, overhead from `kv_stats()`):\n\n")
+        f.write("```\n" + memtxt + "\n```\n")
+        if problems:
+            f.write("\nProblems seen:\n\n")
+            for p in problems:
+                f.write("- " + p + "\n")
+
+    print()
+    print("=" * 100)
+    print(header)
+    print()
+    print(table)
+    print()
+    print("memory (kvserver worker):")
+    print(memtxt)
+    if problems:
+        print()
+        print("PROBLEMS:")
+        for p in problems:
+            print("  " + p)
+    print()
+    print("written: %s/results.json, results.md, %s" % (
+        outdir, "chart.png" if not chart_err else "(no chart: %s)" % chart_err))
+    return 0
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd = argv[1]
+    if cmd == "note":
+        append(argv[2], parse_kv(argv[3:]))
+    elif cmd == "wrk":
+        cmd_wrk(argv[2], argv[3], argv[4], parse_kv(argv[5:]))
+    elif cmd == "pgbench":
+        cmd_pgbench(argv[2], argv[3], argv[4], parse_kv(argv[5:]))
+    elif cmd == "final":
+        return cmd_final(argv[2])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

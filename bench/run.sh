@@ -1,0 +1,650 @@
+#!/usr/bin/env bash
+# make bench: kvserver against nginx, webdis+Redis and pgbench, in one run.
+#
+#   bench/run.sh              (as root, from anywhere; reads no stdin; CI-safe)
+#   QUICK=1 bench/run.sh      1 round of ~3 s per target instead of 2 rounds of ~10 s
+#
+# 1. installs what is missing from Debian (wrk, nginx-light, redis-server, webdis,
+#    gnuplot-nox, pgbench, python3, the build deps of scripts/deps.sh), then
+#    make && make install (PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config).
+# 2. starts, on 127.0.0.1 and free private ports, with state in a mktemp
+#    directory: a PostgreSQL 15 cluster owned by postgres (Unix socket only;
+#    fsync and synchronous_commit on; shared_preload_libraries = 'kvserver'),
+#    nginx (1 worker, fixed 16-byte body for any /kv/<key>), redis-server
+#    (appendonly, appendfsync always, no RDB saves) and webdis in front of it.
+# 3. runs the workloads, targets interleaved A B C A B C per round, wrk -t1 with
+#    keep-alive and bench/wrk.lua, pgbench -j 2 -M prepared:
+#      GET hit (c16, c64)   kvserver /kv/<key> | nginx | webdis /GET/<key>
+#      PUT new, overwrite   kvserver PUT | pgbench upsert | webdis PUT /SET/<key>
+#      GET miss (c64)       kvserver, cache << key set | pgbench SELECT
+#      mixed 90/10 Zipf     kvserver at three cache sizes, hit ratio from kv_stats()
+#    and records the worker's VmRSS and kv_stats() overhead per entry.
+# 4. prints one table and writes bench/out/results.json, results.md, chart.png;
+#    raw wrk/pgbench output in bench/out/raw/, server logs in bench/out/logs/.
+# Everything it started is stopped on exit, also on failure or Ctrl-C.
+#
+# Environment (defaults in brackets):
+#   QUICK=1            ROUNDS=1 DURATION=3 WARMUP=1 [ROUNDS=2 DURATION=10 WARMUP=2]
+#   ROUNDS, DURATION   rounds per workload, seconds per measured run
+#   WARMUP             seconds of unrecorded load per target before a workload
+#   WORKLOADS          subset of "get_hit put get_miss mixed"
+#   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [200000]   key-set sizes
+#   MIX_PUT_PCT [10]   share of PUTs in the mixed workload
+#   SMALL_CACHE [1MB] MID_CACHE [4MB] MAIN_CACHE [64MB]    kvserver.cache_size of
+#                      the three cluster starts (GET miss runs with SMALL_CACHE;
+#                      GET hit and PUT with MAIN_CACHE; mixed with all three)
+#   SKIP_BUILD=1       use the kvserver already installed (no make / make install)
+#   SKIP_INSTALL=1     do not apt-get anything (fail if something is missing)
+#   KEEP_RUN=1         keep the mktemp state directory (data dirs) afterwards
+set -euo pipefail
+exec </dev/null
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+BENCH=$ROOT/bench
+OUT=$BENCH/out
+PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PGBIN/pg_config
+PG_USER=postgres
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	ROUNDS=${ROUNDS:-1}
+	DURATION=${DURATION:-3}
+	WARMUP=${WARMUP:-1}
+else
+	ROUNDS=${ROUNDS:-2}
+	DURATION=${DURATION:-10}
+	WARMUP=${WARMUP:-2}
+fi
+WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed"}
+HIT_KEYS=${HIT_KEYS:-1000}
+OVER_KEYS=${OVER_KEYS:-10000}
+MISS_KEYS=${MISS_KEYS:-200000}
+SMALL_CACHE=${SMALL_CACHE:-1MB}
+MID_CACHE=${MID_CACHE:-4MB}
+MAIN_CACHE=${MAIN_CACHE:-64MB}
+MIX_PUT_PCT=${MIX_PUT_PCT:-10}
+VALUE=0123456789abcdef # 16 bytes
+VALUE_HEX=30313233343536373839616263646566
+WRK_TIMEOUT=5s # as kvserver.request_timeout
+
+START_TS=$(date +%s)
+say() { printf '[bench %4ss] %s\n' "$(($(date +%s) - START_TS))" "$*"; }
+die() {
+	printf 'bench/run.sh: error: %s\n' "$*" >&2
+	exit 1
+}
+as_pg() { runuser -u "$PG_USER" -- "$@"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+wants() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT; do
+	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, got '${!v}'" ;; esac
+done
+for w in $WORKLOADS; do
+	case $w in get_hit | put | get_miss | mixed) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
+done
+[ "$(id -u)" -eq 0 ] || die "run this as root (it installs packages and runs the cluster as '$PG_USER')"
+
+# --- cleanup: stop everything we started, whatever happens ----------------------
+RUN=
+PIDS=()           # daemons started here: nginx master, redis-server, webdis
+CHILD=            # the wrk/pgbench/curl currently running
+PG_STARTED=no
+POLICY_RC_CREATED=no
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	set +e
+	if [ -n "$CHILD" ]; then
+		kill -TERM "$CHILD" 2>/dev/null
+		wait "$CHILD" 2>/dev/null
+	fi
+	if [ "$PG_STARTED" = yes ]; then
+		say "stopping PostgreSQL"
+		as_pg "$PGBIN/pg_ctl" -D "$RUN/pg" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			as_pg "$PGBIN/pg_ctl" -D "$RUN/pg" -m immediate -w -t 30 stop >/dev/null 2>&1
+	fi
+	local pid
+	if [ "${#PIDS[@]}" -gt 0 ]; then
+		say "stopping nginx, redis-server, webdis"
+		for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+		for _ in $(seq 1 50); do
+			local alive=no
+			for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=yes; done
+			[ "$alive" = no ] && break
+			sleep 0.1
+		done
+		for pid in "${PIDS[@]}"; do
+			if kill -0 "$pid" 2>/dev/null; then
+				kill -KILL "$pid" 2>/dev/null
+			fi
+			wait "$pid" 2>/dev/null
+		done
+	fi
+	if [ "$POLICY_RC_CREATED" = yes ]; then
+		rm -f /usr/sbin/policy-rc.d
+	fi
+	if [ -n "$RUN" ] && [ -d "$RUN" ]; then
+		mkdir -p "$OUT/logs"
+		cp -f "$RUN/pg/server.log" "$OUT/logs/postgresql.log" 2>/dev/null
+		cp -f "$RUN/nginx/error.log" "$OUT/logs/nginx-error.log" 2>/dev/null
+		cp -f "$RUN/redis/redis.log" "$OUT/logs/redis.log" 2>/dev/null
+		cp -f "$RUN/webdis/webdis.log" "$OUT/logs/webdis.log" 2>/dev/null
+		if [ "${KEEP_RUN:-0}" = 1 ]; then
+			say "state kept in $RUN"
+		else
+			rm -rf "$RUN"
+		fi
+	fi
+	if [ "$rc" -ne 0 ]; then
+		say "FAILED (exit code $rc); logs in $OUT/logs, raw output in $OUT/raw"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Run a client in the background and wait for it, so a signal is handled at once.
+run_child() {
+	local rc=0
+	"$@" &
+	CHILD=$!
+	wait "$CHILD" || rc=$?
+	CHILD=
+	return "$rc"
+}
+
+# --- 1. packages and build -------------------------------------------------------
+apt_install() {
+	export DEBIAN_FRONTEND=noninteractive
+	# keep package scripts from starting system-wide nginx/redis/webdis services
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		POLICY_RC_CREATED=yes
+	fi
+	say "apt-get update"
+	apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null
+	local pkgs=() p
+	for p in "$@"; do
+		# gnuplot-nox is gone from some releases: take gnuplot there
+		if [ "$p" = gnuplot-nox ] && ! apt-cache policy gnuplot-nox 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+			p=gnuplot
+		fi
+		pkgs+=("$p")
+	done
+	say "apt-get install ${pkgs[*]}"
+	apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 "${pkgs[@]}"
+	if [ "$POLICY_RC_CREATED" = yes ]; then
+		rm -f /usr/sbin/policy-rc.d
+		POLICY_RC_CREATED=no
+	fi
+}
+
+missing=()
+have wrk || missing+=(wrk)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+{ have redis-server && have redis-cli; } || missing+=(redis-server)
+have webdis || missing+=(webdis)
+have gnuplot || missing+=(gnuplot-nox)
+# Debian 12 ships pgbench in postgresql-15 (postgresql-contrib-15 is a virtual
+# package it provides); check the binary rather than the package name.
+[ -x "$PGBIN/pgbench" ] || missing+=(postgresql-contrib-15)
+# Debian's python3: a version manager's shim (pyenv) can take most of a second per call
+[ -x /usr/bin/python3 ] || missing+=(python3)
+have curl || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+	[ "${SKIP_INSTALL:-0}" = 1 ] && die "missing: ${missing[*]} (and SKIP_INSTALL=1)"
+	apt_install "${missing[@]}"
+else
+	say "bench tools present: wrk nginx redis-server webdis gnuplot pgbench python3"
+fi
+[ -x "$PGBIN/pgbench" ] || die "no $PGBIN/pgbench after installing"
+
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+	say "SKIP_BUILD=1: using the installed kvserver"
+else
+	if [ -x "$ROOT/scripts/deps.sh" ] && [ "${SKIP_INSTALL:-0}" != 1 ]; then
+		say "build dependencies (scripts/deps.sh)"
+		"$ROOT/scripts/deps.sh"
+	fi
+	say "make && make install (PG_CONFIG=$PG_CONFIG)"
+	make -C "$ROOT" -j"$(nproc)" "PG_CONFIG=$PG_CONFIG" >"$BENCH/.build.log" 2>&1 ||
+		{ tail -n 40 "$BENCH/.build.log"; die "make failed"; }
+	make -C "$ROOT" install "PG_CONFIG=$PG_CONFIG" >>"$BENCH/.build.log" 2>&1 ||
+		{ tail -n 40 "$BENCH/.build.log"; die "make install failed"; }
+	mkdir -p "$OUT"
+	mv -f "$BENCH/.build.log" "$OUT/build.log"
+fi
+id "$PG_USER" >/dev/null 2>&1 || die "user '$PG_USER' does not exist (it comes with postgresql-15)"
+
+# --- 2. private state, ports, servers -------------------------------------------
+mkdir -p "$OUT"
+rm -rf "$OUT/raw" "$OUT/logs" "$OUT"/*.jsonl "$OUT/results.json" "$OUT/results.md" \
+	"$OUT/chart.png" "$OUT/chart.dat" "$OUT/chart.gp"
+mkdir -p "$OUT/raw" "$OUT/logs"
+RUN=$(mktemp -d /tmp/kvbench.XXXXXX) # short: the Postgres socket lives here
+chmod 755 "$RUN"
+cd "$RUN"
+PY=/usr/bin/python3
+REPORT=("$PY" "$BENCH/report.py")
+RUNS=$OUT/runs.jsonl
+MEM=$OUT/memory.jsonl
+META=$OUT/meta.jsonl
+
+ZIPF_STEP=$("$PY" -c 'import math,sys; n=int(sys.argv[1]); s=7919
+while math.gcd(s, n) != 1: s += 2
+print(s)' "$MISS_KEYS")
+
+# Five distinct free loopback ports, chosen by the kernel.
+read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT < <("$PY" - <<'EOF'
+import socket
+socks = []
+for _ in range(5):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+)
+say "state in $RUN; ports: postgres $PG_PORT (Unix socket only), kvserver $KV_PORT, nginx $NGINX_PORT, redis $REDIS_PORT, webdis $WEBDIS_PORT"
+
+"${REPORT[@]}" note "$META" "date=$(date -u +%Y-%m-%dT%H:%MZ)" "quick=$QUICK" "rounds=$ROUNDS" \
+	"duration=$DURATION" "warmup=$WARMUP" "cores=$(nproc)" \
+	"kvserver=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" \
+	"postgres=$("$PGBIN/postgres" --version)" "wrk=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)" \
+	"nginx=$(/usr/sbin/nginx -v 2>&1)" "redis=$(redis-server --version | cut -d' ' -f1-3)" \
+	"webdis=$(dpkg-query -W -f='${Version}' webdis 2>/dev/null || echo unknown)" \
+	"hit_keys=$HIT_KEYS" "over_keys=$OVER_KEYS" "miss_keys=$MISS_KEYS" \
+	"caches=$SMALL_CACHE $MID_CACHE $MAIN_CACHE"
+
+wait_http() { # url, seconds; any HTTP answer will do unless $3 = 200
+	local url=$1 secs=$2 want=${3:-any} code
+	for _ in $(seq 1 $((secs * 10))); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+		if [ "$want" = 200 ]; then
+			[ "$code" = 200 ] && return 0
+		else
+			[ "$code" != 000 ] && return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# PostgreSQL 15 + kvserver
+PGDATA=$RUN/pg
+install -d -o "$PG_USER" -g "$PG_USER" -m 700 "$PGDATA"
+install -d -o "$PG_USER" -g "$PG_USER" -m 755 "$RUN/pgb"
+say "initdb"
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U "$PG_USER" -E UTF8 --locale=C.UTF-8 --auth=trust \
+	>"$OUT/logs/initdb.log" 2>&1 || { cat "$OUT/logs/initdb.log"; die "initdb failed"; }
+printf "\ninclude 'bench.conf'\n" >>"$PGDATA/postgresql.conf"
+
+psql_q() {
+	as_pg "$PGBIN/psql" -h "$PGDATA" -p "$PG_PORT" -d postgres -XAtq -v ON_ERROR_STOP=1 -c "$1"
+}
+
+CUR_CACHE=
+pg_start() { # cache size
+	CUR_CACHE=$1
+	cat >"$PGDATA/bench.conf" <<EOF
+listen_addresses = ''
+port = $PG_PORT
+unix_socket_directories = '$PGDATA'
+max_connections = 120
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+max_wal_size = 4GB
+shared_preload_libraries = 'kvserver'
+kvserver.listen_addresses = '127.0.0.1'
+kvserver.port = $KV_PORT
+kvserver.database = 'postgres'
+kvserver.cache_size = '$CUR_CACHE'
+EOF
+	chown "$PG_USER:$PG_USER" "$PGDATA/bench.conf"
+	say "starting PostgreSQL with kvserver.cache_size = $CUR_CACHE"
+	PG_STARTED=yes
+	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 120 start >/dev/null ||
+		{ tail -n 30 "$PGDATA/server.log"; die "PostgreSQL did not start"; }
+	psql_q "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS kvserver" >/dev/null
+	wait_http "http://127.0.0.1:$KV_PORT/health" 30 200 || die "kvserver /health is not 200"
+}
+pg_stop() {
+	say "stopping PostgreSQL"
+	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 120 stop >/dev/null
+	PG_STARTED=no
+}
+
+kv_hits() { psql_q "SELECT hits || ' ' || misses || ' ' || fills_skipped || ' ' || evictions FROM kv_stats()"; }
+worker_pid() { psql_q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kvserver' LIMIT 1"; }
+
+mem_note() { # point label
+	local pid rss anon shm row
+	pid=$(worker_pid)
+	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo)
+	anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo)
+	shm=$(awk '/^RssShmem:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo)
+	row=$(psql_q "SELECT entries, coalesce(round(overhead_bytes_per_entry::numeric, 1)::text, ''),
+		used_bytes, capacity_bytes FROM kv_stats()")
+	IFS='|' read -r entries overhead used cap <<<"$row"
+	"${REPORT[@]}" note "$MEM" "point=$1" "t=$(date +%s.%N)" "cache_size=$CUR_CACHE" "pid=$pid" "rss_kb=$rss" \
+		"rss_anon_kb=$anon" "rss_shmem_kb=$shm" "entries=$entries" "overhead=$overhead" \
+		"used_bytes=$used" "capacity_bytes=$cap"
+	say "memory [$1]: worker pid $pid VmRSS ${rss} kB (anon ${anon}, shmem ${shm}); cache $entries entries, overhead ${overhead:-?} B/entry"
+}
+
+# nginx: fixed 16-byte body for any /kv/<key>, keep-alive, no access log
+mkdir -p "$RUN/nginx/tmp"
+cat >"$RUN/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $RUN/nginx/tmp/body;
+    proxy_temp_path $RUN/nginx/tmp/proxy;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location /kv/ {
+            default_type application/octet-stream;
+            return 200 "$VALUE";
+        }
+    }
+}
+EOF
+NGINX=(/usr/sbin/nginx -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log")
+"${NGINX[@]}" -t -q || die "nginx -t failed"
+say "starting nginx, redis-server, webdis"
+"${NGINX[@]}" >>"$RUN/nginx/error.log" 2>&1 &
+PIDS+=($!)
+
+# redis-server: durable SETs (appendfsync always), no RDB snapshots
+mkdir -p "$RUN/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN/redis" --daemonize no \
+	--appendonly yes --appendfsync always --save '' --logfile "$RUN/redis/redis.log" \
+	>"$RUN/redis/stdout.log" 2>&1 &
+PIDS+=($!)
+
+# webdis (Debian's /usr/bin/webdis CONFIG.json)
+mkdir -p "$RUN/webdis"
+cat >"$RUN/webdis/webdis.json" <<EOF
+{
+    "redis_host": "127.0.0.1",
+    "redis_port": $REDIS_PORT,
+    "redis_auth": null,
+    "http_host": "127.0.0.1",
+    "http_port": $WEBDIS_PORT,
+    "threads": 2,
+    "pool_size": 20,
+    "daemonize": false,
+    "websockets": false,
+    "database": 0,
+    "verbosity": 1,
+    "logfile": "$RUN/webdis/webdis.log"
+}
+EOF
+for _ in $(seq 1 100); do
+	redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+	sleep 0.1
+done
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG || die "redis-server did not answer"
+webdis "$RUN/webdis/webdis.json" >>"$RUN/webdis/webdis.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$NGINX_PORT/kv/x" 20 200 || die "nginx did not answer"
+wait_http "http://127.0.0.1:$WEBDIS_PORT/PING" 20 200 || die "webdis did not answer"
+[ "$(curl -s "http://127.0.0.1:$NGINX_PORT/kv/x")" = "$VALUE" ] || die "nginx body is not '$VALUE'"
+
+# --- 3. workloads ------------------------------------------------------------------
+url_of() {
+	case $1 in
+	kvserver) echo "http://127.0.0.1:$KV_PORT" ;;
+	nginx) echo "http://127.0.0.1:$NGINX_PORT" ;;
+	webdis) echo "http://127.0.0.1:$WEBDIS_PORT" ;;
+	esac
+}
+lua_target() { case $1 in kvserver) echo kv ;; *) echo "$1" ;; esac; }
+
+# wrk_run WORKLOAD LABEL TARGET CONNS ROUND MODE DIST PREFIX NKEYS
+# (ROUND=warm: WARMUP seconds, recorded but left out of the table)
+wrk_run() {
+	local workload=$1 label=$2 target=$3 conns=$4 round=$5 mode=$6 dist=$7 prefix=$8 nkeys=$9
+	local id=${workload}_c${conns}_${target}_r${round} secs=$DURATION
+	local hb='' mb='' fb='' eb='' ha='' ma='' fa='' ea=''
+	local res=$OUT/raw/$id.json log=$OUT/raw/$id.txt rc=0
+	[ "$round" = warm ] && secs=$WARMUP
+	[ "$secs" -gt 0 ] || return 0
+	rm -f "$res"
+	if [ "$target" = kvserver ] && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits)"; fi
+	say "$label c$conns $target round $round (${secs}s)"
+	local t0
+	t0=$(date +%s.%N)
+	run_child env BENCH_TARGET="$(lua_target "$target")" BENCH_MODE="$mode" BENCH_DIST="$dist" \
+		BENCH_PREFIX="$prefix" BENCH_NKEYS="$nkeys" BENCH_VALUE="$VALUE" BENCH_PUT_PCT="$MIX_PUT_PCT" \
+		BENCH_TAG="${id}x$RANDOM" BENCH_RESULT="$res" BENCH_ZIPF_STEP="$ZIPF_STEP" \
+		timeout $((secs + 60)) wrk -t1 -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
+		-s "$BENCH/wrk.lua" "$(url_of "$target")" >"$log" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || say "wrk exited with $rc (see $log)"
+	local t1
+	t1=$(date +%s.%N)
+	if [ "$target" = kvserver ] && [ "$round" != warm ]; then read -r ha ma fa ea <<<"$(kv_hits)"; fi
+	local extra=()
+	[ -n "$hb" ] && extra=("hits_before=$hb" "misses_before=$mb" "hits_after=$ha" "misses_after=$ma"
+		"fills_skipped=$((fa - fb))" "evictions=$((ea - eb))")
+	"${REPORT[@]}" wrk "$RUNS" "$res" "$log" "workload=$workload" "label=$label" \
+		"target=$target" "conns=$conns" "round=$round" "cache_size=$CUR_CACHE" \
+		"mode=$mode" "dist=$dist" "nkeys=$nkeys" "wrk_exit=$rc" "t_start=$t0" "t_end=$t1" "${extra[@]}"
+}
+
+# pgbench_run WORKLOAD LABEL CONNS ROUND SCRIPT NKEYS  (ROUND=warm: WARMUP s, not recorded)
+pgbench_run() {
+	local workload=$1 label=$2 conns=$3 round=$4 script=$5 nkeys=$6
+	local id=${workload}_c${conns}_pgbench_r${round} secs=$DURATION rc=0
+	local log=$OUT/raw/$id.txt prefix=$RUN/pgb/$id
+	[ "$round" = warm ] && secs=$WARMUP
+	[ "$secs" -gt 0 ] || return 0
+	say "$label c$conns pgbench round $round (${secs}s)"
+	local logargs=(-l "--log-prefix=$prefix")
+	[ "$round" = warm ] && logargs=()
+	run_child timeout $((secs + 120)) runuser -u "$PG_USER" -- "$PGBIN/pgbench" -h "$PGDATA" \
+		-p "$PG_PORT" -n -M prepared -c "$conns" -j 2 -T "$secs" -D "nkeys=$nkeys" \
+		"${logargs[@]}" -f "$script" postgres >"$log" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || say "pgbench exited with $rc (see $log)"
+	[ "$round" = warm ] && return 0
+	"${REPORT[@]}" pgbench "$RUNS" "$log" "$prefix" "workload=$workload" "label=$label" \
+		"target=pgbench" "conns=$conns" "round=$round" "cache_size=$CUR_CACHE" \
+		"pgbench_exit=$rc"
+}
+
+# pgbench scripts: the same statements an application would send
+cat >"$RUN/pgb/upsert_new.sql" <<EOF
+\set k random(1, 1000000000000)
+INSERT INTO kv_store(key, value) VALUES ('pn' || :k::text, '\\x$VALUE_HEX') ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = nextval('kv_store_version_seq');
+EOF
+cat >"$RUN/pgb/upsert_over.sql" <<EOF
+\set k random(1, :nkeys)
+INSERT INTO kv_store(key, value) VALUES ('o' || :k::text, '\\x$VALUE_HEX') ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = nextval('kv_store_version_seq');
+EOF
+cat >"$RUN/pgb/select.sql" <<EOF
+\set k random(1, :nkeys)
+SELECT value FROM kv_store WHERE key = 'm' || :k::text;
+EOF
+chmod 644 "$RUN"/pgb/*.sql
+
+load_data() {
+	say "loading kv_store: $HIT_KEYS hit keys, $OVER_KEYS overwrite keys, $MISS_KEYS miss/mixed keys"
+	psql_q "INSERT INTO kv_store(key, value)
+		SELECT 'h' || g, '\\x$VALUE_HEX'::bytea FROM generate_series(1, $HIT_KEYS) g
+		UNION ALL SELECT 'o' || g, '\\x$VALUE_HEX'::bytea FROM generate_series(1, $OVER_KEYS) g
+		UNION ALL SELECT 'm' || g, '\\x$VALUE_HEX'::bytea FROM generate_series(1, $MISS_KEYS) g
+		ON CONFLICT (key) DO NOTHING" >/dev/null
+	psql_q "VACUUM ANALYZE kv_store" >/dev/null
+	psql_q "CHECKPOINT" >/dev/null
+	say "loading redis: $HIT_KEYS hit keys, $OVER_KEYS overwrite keys"
+	"$PY" - "$HIT_KEYS" "$OVER_KEYS" "$VALUE" <<'EOF' | redis-cli -h 127.0.0.1 -p "$REDIS_PORT" >/dev/null
+import sys
+hit, over, value = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for prefix, n in (("h", hit), ("o", over)):
+    for start in range(1, n + 1, 1000):
+        print("MSET " + " ".join("%s%d %s" % (prefix, i, value) for i in range(start, min(n, start + 999) + 1)))
+EOF
+	local n
+	n=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" dbsize)
+	[ "$n" -ge $((HIT_KEYS + OVER_KEYS)) ] || die "redis holds $n keys, expected $((HIT_KEYS + OVER_KEYS))"
+}
+
+# GET every hit key once, so each is in the cache; check one says X-Cache: HIT.
+warm_hit_keys() {
+	say "warming the cache with the $HIT_KEYS hit keys"
+	local base
+	base=$(url_of kvserver)
+	seq 1 "$HIT_KEYS" | sed "s|.*|url = \"$base/kv/h&\"|" >"$RUN/warm.curl"
+	curl -s --fail -K "$RUN/warm.curl" >/dev/null || die "warming GETs failed"
+	curl -s -D - -o /dev/null "$base/kv/h1" | grep -qi '^X-Cache: HIT' ||
+		say "WARNING: GET /kv/h1 after warming is not X-Cache: HIT"
+}
+
+# Every target answers what the workloads ask, with the right bytes.
+sanity_checks() {
+	local kv web got
+	kv=$(url_of kvserver)
+	web=$(url_of webdis)
+	got=$(curl -s "$kv/kv/h1")
+	[ "$got" = "$VALUE" ] || die "kvserver GET /kv/h1 answered '$got'"
+	got=$(curl -s "$web/GET/h1")
+	[ "$got" = "{\"GET\":\"$VALUE\"}" ] || die "webdis GET /GET/h1 answered '$got'"
+	got=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$VALUE" "$kv/kv/sanity")
+	case $got in 200 | 201) ;; *) die "kvserver PUT /kv/sanity answered $got" ;; esac
+	got=$(curl -s -X PUT --data-binary "$VALUE" "$web/SET/sanity")
+	[ "$got" = '{"SET":[true,"OK"]}' ] || die "webdis PUT /SET/sanity answered '$got'"
+	[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" get sanity)" = "$VALUE" ] || die "webdis PUT did not store the value"
+	[ "$(psql_q "SELECT convert_from(value, 'UTF8') FROM kv_store WHERE key = 'sanity'")" = "$VALUE" ] ||
+		die "kvserver PUT did not store the value"
+}
+
+# A B A B: every round runs each target once, in the same order.
+workload_get_hit() {
+	local conns t r
+	for conns in 16 64; do
+		for t in kvserver nginx webdis; do
+			wrk_run get_hit "GET hit" "$t" "$conns" warm get uniform h "$HIT_KEYS"
+		done
+		for r in $(seq 1 "$ROUNDS"); do
+			for t in kvserver nginx webdis; do
+				wrk_run get_hit "GET hit" "$t" "$conns" "$r" get uniform h "$HIT_KEYS"
+			done
+		done
+	done
+}
+
+workload_put() {
+	local r
+	# new keys: every request creates a key
+	wrk_run put_new "PUT new key" kvserver 64 warm put_new uniform n 0
+	pgbench_run put_new "PUT new key" 64 warm "$RUN/pgb/upsert_new.sql" 0
+	wrk_run put_new "PUT new key" webdis 64 warm put_new uniform wn 0
+	for r in $(seq 1 "$ROUNDS"); do
+		wrk_run put_new "PUT new key" kvserver 64 "$r" put_new uniform n 0
+		pgbench_run put_new "PUT new key" 64 "$r" "$RUN/pgb/upsert_new.sql" 0
+		wrk_run put_new "PUT new key" webdis 64 "$r" put_new uniform wn 0
+	done
+	# overwrites of the OVER_KEYS existing keys, uniformly at random
+	for r in $(seq 1 "$ROUNDS"); do
+		wrk_run put_over "PUT overwrite" kvserver 64 "$r" put_over uniform o "$OVER_KEYS"
+		pgbench_run put_over "PUT overwrite" 64 "$r" "$RUN/pgb/upsert_over.sql" "$OVER_KEYS"
+		wrk_run put_over "PUT overwrite" webdis 64 "$r" put_over uniform o "$OVER_KEYS"
+	done
+}
+
+workload_get_miss() {
+	local r
+	wrk_run get_miss "GET miss" kvserver 64 warm get uniform m "$MISS_KEYS"
+	pgbench_run get_miss "GET miss" 64 warm "$RUN/pgb/select.sql" "$MISS_KEYS"
+	for r in $(seq 1 "$ROUNDS"); do
+		wrk_run get_miss "GET miss" kvserver 64 "$r" get uniform m "$MISS_KEYS"
+		pgbench_run get_miss "GET miss" 64 "$r" "$RUN/pgb/select.sql" "$MISS_KEYS"
+	done
+}
+
+# Before each mixed run: kv_cache_reset(), then fill the cache through kv_get()
+# with the hottest keys it can hold (~capacity/128 B), coldest of them first,
+# so that LRU starts near its steady state instead of measuring a cold start
+# (a 10 s run touches only a fraction of the 200k keys once each).  The
+# rank -> key mapping is the one bench/wrk.lua uses.  The hit ratio is the
+# kv_stats() delta over the measured run only.
+prefill_zipf() {
+	local n
+	n=$(psql_q "SELECT least($MISS_KEYS, capacity_bytes / 128) FROM kv_stats()")
+	psql_q "SELECT count(kv_get_bytea('m' || (((r - 1) * $ZIPF_STEP) % $MISS_KEYS + 1)))
+		FROM generate_series($n, 1, -1) r" >/dev/null
+	say "cache reset, then filled with the $n hottest keys: $(psql_q "SELECT entries || ' entries, ' || round(used_bytes / 1048576.0, 1) || ' MB used' FROM kv_stats()")"
+}
+
+workload_mixed() {
+	local r
+	for r in $(seq 1 "$ROUNDS"); do
+		psql_q "SELECT kv_cache_reset()" >/dev/null
+		prefill_zipf
+		wrk_run "mixed_$CUR_CACHE" "mixed $((100 - MIX_PUT_PCT))/$MIX_PUT_PCT zipf, cache $CUR_CACHE" kvserver 64 "$r" \
+			mixed zipf m "$MISS_KEYS"
+	done
+	mem_note "after mixed, cache $CUR_CACHE"
+}
+
+# Phase 1 (SMALL_CACHE): load, GET miss, mixed.  Phase 2 (MID_CACHE): mixed.
+# Phase 3 (MAIN_CACHE, the longest-lived worker): RSS before, GET hit, PUT,
+# mixed, RSS after.
+loaded=no
+if wants get_miss || wants mixed; then
+	pg_start "$SMALL_CACHE"
+	load_data
+	loaded=yes
+	wants get_miss && workload_get_miss
+	wants mixed && workload_mixed
+	if wants mixed; then
+		pg_stop
+		pg_start "$MID_CACHE"
+		workload_mixed
+	fi
+	pg_stop
+fi
+pg_start "$MAIN_CACHE"
+[ "$loaded" = yes ] || load_data
+mem_note "fresh worker (before)"
+sanity_checks
+if wants get_hit || wants put; then
+	warm_hit_keys
+	mem_note "after loading $HIT_KEYS keys"
+fi
+if wants get_hit; then
+	workload_get_hit
+	mem_note "after GET hit"
+fi
+if wants put; then
+	workload_put
+	mem_note "after PUT"
+fi
+wants mixed && workload_mixed
+mem_note "end of run (after)"
+pg_stop
+# Anything alarming the server logged, besides the worker's normal shutdown.
+grep -E 'ERROR|WARNING|FATAL|PANIC|terminated by signal' "$PGDATA/server.log" |
+	grep -v 'terminating background worker "kvserver" due to administrator command' |
+	sort | uniq -c | sort -rn | head -n 20 >"$OUT/logs/postgresql-problems.txt" || true
+if [ -s "$OUT/logs/postgresql-problems.txt" ]; then
+	say "PostgreSQL log has errors/warnings (bench/out/logs/postgresql-problems.txt):"
+	cat "$OUT/logs/postgresql-problems.txt"
+fi
+
+# --- 4. report ---------------------------------------------------------------------
+"${REPORT[@]}" final "$OUT"
+say "done in $(($(date +%s) - START_TS)) s"
