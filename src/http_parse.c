@@ -587,3 +587,18 @@ kv_json_string_field(const char *name, const char *value)
 {
 	return dump(json_pack("{s:s}", name, value), NULL);
 }
+
+/* {"key": ..., "version": N}, the answer to a write */
+char *
+kv_json_write_reply(const char *key, size_t key_len, int64_t version)
+{
+	return dump(json_pack("{s:s%, s:I}", "key", key, key_len,
+						  "version", (json_int_t) version), NULL);
+}
+
+char *
+kv_json_health(const char *database)
+{
+	return dump(json_pack("{s:s, s:s, s:s}", "status", "ok",
+						  "role", "primary", "database", database), NULL);
+}

@@ -62,5 +62,8 @@ extern char *kv_json_error(KvError error, const char *message, size_t *len);
 extern char *kv_json_keys(char **keys, int nkeys, const char *next,
 						  size_t *len);
 extern char *kv_json_string_field(const char *name, const char *value);
+extern char *kv_json_write_reply(const char *key, size_t key_len,
+								 int64_t version);
+extern char *kv_json_health(const char *database);
 
 #endif							/* KVSERVER_HTTP_PARSE_H */

@@ -435,10 +435,7 @@ run_request(struct mg_connection *conn, KvRequest *req, bool head)
 			case KV_OP_PUT:
 			case KV_OP_CREATE:
 				send_json(conn, status,
-						  json_dumps(json_pack("{s:s%, s:I}",
-											   "key", req->key, req->key_len,
-											   "version", (json_int_t) req->version),
-									 JSON_COMPACT | JSON_ENSURE_ASCII),
+						  kv_json_write_reply(req->key, req->key_len, req->version),
 						  req->version, false);
 				break;
 			case KV_OP_DELETE:
@@ -451,11 +448,7 @@ run_request(struct mg_connection *conn, KvRequest *req, bool head)
 				break;
 			case KV_OP_HEALTH:
 				send_json(conn, 200,
-						  json_dumps(json_pack("{s:s, s:s, s:s}",
-											   "status", "ok",
-											   "role", "primary",
-											   "database", req->database ? req->database : ""),
-									 JSON_COMPACT),
+						  kv_json_health(req->database ? req->database : ""),
 						  -1, head);
 				break;
 		}
