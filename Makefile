@@ -79,8 +79,12 @@ install-kvcli: kvcli-build
 clean-kvcli:
 	$(MAKE) -C kvcli clean
 
+# benchmark against nginx, webdis+redis and pgbench (as root; QUICK=1 for ~1.5 min)
+bench:
+	$(srcdir)/bench/run.sh
+
 # the long linearizability run (the test suite runs a short one)
 lincheck-long:
 	$(srcdir)/test/lincheck/long_run.sh
 
-.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long
+.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long bench
