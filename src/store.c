@@ -31,6 +31,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -41,6 +42,7 @@
 typedef enum StorePlan
 {
 	PLAN_GET,
+	PLAN_GET_MANY,
 	PLAN_UPSERT,
 	PLAN_CREATE,
 	PLAN_DELETE,
@@ -107,6 +109,7 @@ store_prepare(Oid nspid)
 	Oid			relid;
 	StringInfoData sql;
 	Oid			get_args[1] = {TEXTOID};
+	Oid			get_many_args[1] = {TEXTARRAYOID};
 	Oid			put_args[4] = {TEXTOID, BYTEAOID, TEXTOID, TIMESTAMPTZOID};
 	Oid			list_args[3] = {TEXTOID, TEXTOID, INT4OID};
 	Oid			prefix_args[4] = {TEXTOID, TEXTOID, INT4OID, TEXTOID};
@@ -139,6 +142,12 @@ store_prepare(Oid nspid)
 					 "SELECT value, content_type, version, expires_at"
 					 " FROM %s.kv_store WHERE key = $1 AND " LIVE, schema);
 	plans[PLAN_GET] = prepare(sql.data, 1, get_args);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT value, content_type, version, expires_at, key"
+					 " FROM %s.kv_store WHERE key = ANY ($1) AND " LIVE, schema);
+	plans[PLAN_GET_MANY] = prepare(sql.data, 1, get_many_args);
 
 	/*
 	 * xmax = 0 tells an inserted row from an updated one: ON CONFLICT DO
@@ -256,23 +265,16 @@ execute(StorePlan which, Datum *values, const char *nulls, int expected)
 			 SPI_result_code_string(rc));
 }
 
-void
-store_get(const char *key, size_t key_len, KvRow *row)
+/* Columns value, content_type, version, expires_at of result row 'i'. */
+static void
+row_from_result(uint64 i, KvRow *row)
 {
-	Datum		args[1];
 	bool		isnull;
 	Datum		d;
-	HeapTuple	tup;
-	TupleDesc	desc;
+	HeapTuple	tup = SPI_tuptable->vals[i];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
 	bytea	   *value;
 
-	memset(row, 0, sizeof(*row));
-	args[0] = text_datum(key, key_len);
-	execute(PLAN_GET, args, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 	row->found = true;
 	value = DatumGetByteaPP(SPI_getbinval(tup, desc, 1, &isnull));
 	row->value = VARDATA_ANY(value);
@@ -282,6 +284,50 @@ store_get(const char *key, size_t key_len, KvRow *row)
 	row->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	d = SPI_getbinval(tup, desc, 4, &isnull);
 	row->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+void
+store_get(const char *key, size_t key_len, KvRow *row)
+{
+	Datum		args[1];
+
+	memset(row, 0, sizeof(*row));
+	args[0] = text_datum(key, key_len);
+	execute(PLAN_GET, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		row_from_result(0, row);
+}
+
+/*
+ * Read several keys with one statement; 'callback' sees each live row
+ * found, in no particular order.  Keys not found get no call.
+ */
+void
+store_get_many(const char *const *keys, const size_t *key_lens, int nkeys,
+			   KvRowCallback callback, void *arg)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * nkeys);
+	Datum		args[1];
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < nkeys; k++)
+		elems[k] = text_datum(keys[k], key_lens[k]);
+	args[0] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+	execute(PLAN_GET_MANY, args, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		KvRow		row;
+		bool		isnull;
+		text	   *key;
+
+		memset(&row, 0, sizeof(row));
+		row_from_result(i, &row);
+		key = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+										   SPI_tuptable->tupdesc, 5, &isnull));
+		callback(arg, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row);
+	}
 }
 
 KvPutResult

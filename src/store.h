@@ -47,6 +47,11 @@ typedef enum KvDeleteResult
 extern Oid	store_namespace_of_extension(void);
 extern Oid	store_prepare(Oid nspid);
 extern void store_get(const char *key, size_t key_len, KvRow *row);
+
+typedef void (*KvRowCallback) (void *arg, const char *key, size_t key_len,
+							   const KvRow *row);
+extern void store_get_many(const char *const *keys, const size_t *key_lens,
+						   int nkeys, KvRowCallback callback, void *arg);
 extern KvPutResult store_put(const char *key, size_t key_len,
 							 const char *value, size_t value_len,
 							 const char *content_type, TimestampTz expires_at,

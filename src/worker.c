@@ -93,6 +93,7 @@ static void delete_expired(void);
 static Oid	begin_batch_transaction(void);
 static void end_batch_transaction(void);
 static long wait_timeout(void);
+static void set_db_error(KvRequest *req, ErrorData *edata);
 
 static TimestampTz next_expire = 0;
 
@@ -418,42 +419,154 @@ apply_settings(void)
 
 /*---- serving requests ----*/
 
+/* A GET answered from the cache, if it is there. */
+static bool
+get_from_cache(KvRequest *req, Oid relid)
+{
+	KvCachedValue cv;
+
+	if (!kvcache_lookup(relid, req->key, req->key_len, xmalloc, &cv))
+		return false;
+	req->reply_value = cv.value;
+	req->reply_value_len = cv.value_len;
+	req->reply_content_type = cv.content_type;
+	req->version = cv.version;
+	req->expires_at = cv.expires_at;
+	req->cache_hit = true;
+	req->status = 200;
+	return true;
+}
+
+/* A GET answered from a table row; the row also fills the cache. */
+static void
+get_from_row(KvRequest *req, Oid relid, uint64 token, const KvRow *row)
+{
+	kvcache_fill(relid, req->key, req->key_len, token, row->value,
+				 row->value_len, row->content_type, row->version,
+				 row->expires_at);
+	req->reply_value = xstrndup(row->value, row->value_len);
+	req->reply_value_len = row->value_len;
+	req->reply_content_type = row->content_type
+		? xstrndup(row->content_type, strlen(row->content_type)) : NULL;
+	req->version = row->version;
+	req->expires_at = row->expires_at;
+	req->cache_hit = false;
+	req->status = 200;
+}
+
 static void
 fill_get_reply(KvRequest *req, Oid relid)
 {
-	KvCachedValue cv;
 	KvRow		row;
 	uint64		token;
 
-	if (kvcache_lookup(relid, req->key, req->key_len, xmalloc, &cv))
-	{
-		req->reply_value = cv.value;
-		req->reply_value_len = cv.value_len;
-		req->reply_content_type = cv.content_type;
-		req->version = cv.version;
-		req->expires_at = cv.expires_at;
-		req->cache_hit = true;
-		req->status = 200;
+	if (get_from_cache(req, relid))
 		return;
-	}
 	token = kvcache_fill_token(req->key, req->key_len);
 	store_get(req->key, req->key_len, &row);
 	if (!row.found)
-	{
 		set_error(req, 404, KV_ERR_NOT_FOUND, "key not found");
-		return;
+	else
+		get_from_row(req, relid, token, &row);
+}
+
+/*
+ * GET misses of one batch are read with one statement (key = ANY ($1))
+ * instead of one statement and one subtransaction each.  An error fails
+ * the group as a whole, like a single request's error.
+ */
+typedef struct GetGroup
+{
+	int		   *idx;			/* into batch[] */
+	uint64	   *tokens;
+	int			n;
+	Oid			relid;
+} GetGroup;
+
+static void
+get_group_row(void *arg, const char *key, size_t key_len, const KvRow *row)
+{
+	GetGroup   *g = (GetGroup *) arg;
+	int			k;
+
+	/* the same key may be asked for more than once in a batch */
+	for (k = 0; k < g->n; k++)
+	{
+		KvRequest  *req = batch[g->idx[k]];
+
+		if (req->status == 0 && req->key_len == key_len &&
+			memcmp(req->key, key, key_len) == 0)
+			get_from_row(req, g->relid, g->tokens[k], row);
 	}
-	kvcache_fill(relid, req->key, req->key_len, token, row.value,
-				 row.value_len, row.content_type, row.version,
-				 row.expires_at);
-	req->reply_value = xstrndup(row.value, row.value_len);
-	req->reply_value_len = row.value_len;
-	req->reply_content_type = row.content_type
-		? xstrndup(row.content_type, strlen(row.content_type)) : NULL;
-	req->version = row.version;
-	req->expires_at = row.expires_at;
-	req->cache_hit = false;
-	req->status = 200;
+}
+
+static void
+forget_reply(KvRequest *req)
+{
+	free(req->reply_value);
+	free(req->reply_content_type);
+	req->reply_value = NULL;
+	req->reply_content_type = NULL;
+	req->status = 0;
+}
+
+static void
+run_get_group(int *idx, int n, Oid relid)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	const char **keys = palloc(sizeof(char *) * n);
+	size_t	   *lens = palloc(sizeof(size_t) * n);
+	GetGroup	g;
+	int			k;
+
+	g.idx = idx;
+	g.n = n;
+	g.relid = relid;
+	g.tokens = palloc(sizeof(uint64) * n);
+	for (k = 0; k < n; k++)
+	{
+		keys[k] = batch[idx[k]]->key;
+		lens[k] = batch[idx[k]]->key_len;
+		g.tokens[k] = kvcache_fill_token(keys[k], lens[k]);
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		store_get_many(keys, lens, n, get_group_row, &g);
+		for (k = 0; k < n; k++)
+			if (batch[idx[k]]->status == 0)
+				set_error(batch[idx[k]], 404, KV_ERR_NOT_FOUND, "key not found");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		for (k = 0; k < n; k++)
+		{
+			KvRequest  *req = batch[idx[k]];
+
+			forget_reply(req);
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+				kvq_now_ms() + LOCK_WAIT_MS < req->deadline_ms)
+				batch_retry[idx[k]] = true;
+			else
+				set_db_error(req, edata);
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -787,16 +900,34 @@ process_batch(KvRequest *list)
 
 	if (have_reads)
 	{
+		int			misses[MAX_BATCH];
+		int			nmisses = 0;
+
 		relid = begin_batch_transaction();
 		if (!OidIsValid(relid))
 			goto done;
+
 		for (i = 0; i < batch_len; i++)
 		{
 			if (batch[i] == NULL || past_deadline(i))
 				continue;
+			if (batch[i]->op == KV_OP_GET)
+			{
+				if (get_from_cache(batch[i], relid))
+					answer(i);
+				else
+					misses[nmisses++] = i;
+				continue;
+			}
 			run_isolated(i, relid);
 			finish(i);
 		}
+		if (nmisses == 1)
+			run_isolated(misses[0], relid);
+		else if (nmisses > 1)
+			run_get_group(misses, nmisses, relid);
+		for (i = 0; i < nmisses; i++)
+			finish(misses[i]);
 		end_batch_transaction();
 	}
 
