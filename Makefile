@@ -30,7 +30,10 @@ SHLIB_LINK = -lcivetweb -ljansson -pthread
 
 # make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer in the
 # module.  The server binary is not instrumented, so the ASan runtime must be
-# preloaded into the postmaster: scripts/test.sh --sanitize does that.
+# preloaded into the postmaster; on Debian 12 that deadlocks every
+# PostgreSQL 15 program before main() (see test/valgrind/run.sh), so the
+# suite's memory checking here is valgrind's: scripts/test.sh --valgrind.
+# The Postgres-free code runs under ASan + UBSan in fuzz/ and test/unit/.
 ifeq ($(SANITIZE),1)
 PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1
 SHLIB_LINK += -fsanitize=address,undefined
