@@ -408,6 +408,9 @@ subtest 'slow sender: others served meanwhile, the slow header is cut off' => su
 # connections must then be closed by the server without a byte.
 
 subtest '1000 idle connections: a new client is served within 10 s, all idle ones closed' => sub {
+	# the bound is about time, which valgrind's memcheck pass stretches
+	plan skip_all => 'timing bound not meaningful under valgrind'
+	  if $ENV{KV_UNDER_VALGRIND};
 	my $n = 1000;
 	my $bound = 10;
 

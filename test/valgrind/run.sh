@@ -52,7 +52,7 @@ fi
 
 cd "$ROOT"
 rc=0
-PATH="$WORK/bin:$PATH" TESTDIR="$ROOT" PG_TEST_TIMEOUT_DEFAULT=300 \
+PATH="$WORK/bin:$PATH" TESTDIR="$ROOT" PG_TEST_TIMEOUT_DEFAULT=300 KV_UNDER_VALGRIND=1 \
 	PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
 	prove -I /usr/lib/postgresql/15/lib/pgxs/src/test/perl "$@" || rc=$?
 
