@@ -82,6 +82,16 @@ install-kvcli: kvcli-build
 clean-kvcli:
 	$(MAKE) -C kvcli clean
 
+# libFuzzer over the Postgres-free request parsing (fuzz/): a short smoke pass
+# in the test suite, and `make fuzz FUZZ_SECONDS=600` for a real run
+fuzzcheck:
+	$(MAKE) -C fuzz fuzz-smoke
+
+fuzz:
+	$(MAKE) -C fuzz fuzz
+
+installcheck: fuzzcheck
+
 # benchmark against nginx, webdis+redis and pgbench (as root; QUICK=1 for ~1.5 min)
 bench:
 	$(srcdir)/bench/run.sh
@@ -90,4 +100,4 @@ bench:
 lincheck-long:
 	$(srcdir)/test/lincheck/long_run.sh
 
-.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long bench
+.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long bench fuzz fuzzcheck

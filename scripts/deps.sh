@@ -14,6 +14,10 @@ PACKAGES=(
 	libjansson-dev             # JSON
 	libcurl4-openssl-dev       # kvcli (HTTP client)
 	prometheus                 # promtool, to check GET /metrics in the tests
+	clang-14                   # libFuzzer harness (fuzz/)
+	libclang-rt-14-dev         # libFuzzer and the sanitizer runtimes
+	llvm-14                    # llvm-symbolizer, for fuzzer stack traces
+	valgrind                   # the memcheck pass (scripts/test.sh --valgrind)
 	libipc-run-perl            # needed by the TAP framework
 	curl
 	make

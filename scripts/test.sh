@@ -109,6 +109,8 @@ tar -C "$ROOT" --anchored \
 	--exclude=./log \
 	--exclude=./test/unit/test_cache_core \
 	--exclude=./bench/out \
+	--exclude=./fuzz/work \
+	--exclude=./fuzz/fuzz_http_parse \
 	--exclude='*.o' \
 	--exclude='*.so' \
 	--exclude='*.bc' \
