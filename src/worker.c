@@ -94,6 +94,8 @@ static Oid	begin_batch_transaction(void);
 static void end_batch_transaction(void);
 static long wait_timeout(void);
 static void set_db_error(KvRequest *req, ErrorData *edata);
+static void run_in_subxact(void (*fn) (void *), void *arg, const int *idx,
+						   int n);
 
 static TimestampTz next_expire = 0;
 
@@ -500,23 +502,50 @@ get_group_row(void *arg, const char *key, size_t key_len, const KvRow *row)
 	}
 }
 
+/* Drop a reply half-built by work that then failed. */
 static void
 forget_reply(KvRequest *req)
 {
+	int			k;
+
 	free(req->reply_value);
 	free(req->reply_content_type);
 	req->reply_value = NULL;
 	req->reply_content_type = NULL;
+	for (k = 0; k < req->nkeys; k++)
+		free(req->keys[k]);
+	free(req->keys);
+	free(req->next_key);
+	free(req->database);
+	req->keys = NULL;
+	req->nkeys = 0;
+	req->next_key = NULL;
+	req->database = NULL;
 	req->status = 0;
+}
+
+static void
+exec_get_group(void *arg)
+{
+	GetGroup   *g = (GetGroup *) arg;
+	const char **keys = palloc(sizeof(char *) * g->n);
+	size_t	   *lens = palloc(sizeof(size_t) * g->n);
+	int			k;
+
+	for (k = 0; k < g->n; k++)
+	{
+		keys[k] = batch[g->idx[k]]->key;
+		lens[k] = batch[g->idx[k]]->key_len;
+	}
+	store_get_many(keys, lens, g->n, get_group_row, g);
+	for (k = 0; k < g->n; k++)
+		if (batch[g->idx[k]]->status == 0)
+			set_error(batch[g->idx[k]], 404, KV_ERR_NOT_FOUND, "key not found");
 }
 
 static void
 run_get_group(int *idx, int n, Oid relid)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	const char **keys = palloc(sizeof(char *) * n);
-	size_t	   *lens = palloc(sizeof(size_t) * n);
 	GetGroup	g;
 	int			k;
 
@@ -524,49 +553,11 @@ run_get_group(int *idx, int n, Oid relid)
 	g.n = n;
 	g.relid = relid;
 	g.tokens = palloc(sizeof(uint64) * n);
+	/* fill tokens are taken before the statement's snapshot */
 	for (k = 0; k < n; k++)
-	{
-		keys[k] = batch[idx[k]]->key;
-		lens[k] = batch[idx[k]]->key_len;
-		g.tokens[k] = kvcache_fill_token(keys[k], lens[k]);
-	}
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		store_get_many(keys, lens, n, get_group_row, &g);
-		for (k = 0; k < n; k++)
-			if (batch[idx[k]]->status == 0)
-				set_error(batch[idx[k]], 404, KV_ERR_NOT_FOUND, "key not found");
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		for (k = 0; k < n; k++)
-		{
-			KvRequest  *req = batch[idx[k]];
-
-			forget_reply(req);
-			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
-				kvq_now_ms() + LOCK_WAIT_MS < req->deadline_ms)
-				batch_retry[idx[k]] = true;
-			else
-				set_db_error(req, edata);
-		}
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+		g.tokens[k] = kvcache_fill_token(batch[idx[k]]->key,
+										 batch[idx[k]]->key_len);
+	run_in_subxact(exec_get_group, &g, idx, n);
 }
 
 static void
@@ -690,13 +681,14 @@ set_db_error(KvRequest *req, ErrorData *edata)
 }
 
 /*
- * Run batch[i] in its own subtransaction, as PL/pgSQL runs an exception
- * block: an error rolls back this request alone and becomes its answer.
+ * Run fn(arg) in a subtransaction, as PL/pgSQL runs an exception block: an
+ * error rolls back this work alone and becomes the answer of each of the
+ * n requests batch[idx[]] it was for; a lock timeout, while their clients
+ * still wait, marks them for a retry instead.
  */
 static void
-run_isolated(int i, Oid relid)
+run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n)
 {
-	KvRequest  *req = batch[i];
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
@@ -704,7 +696,7 @@ run_isolated(int i, Oid relid)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		execute_request(req, relid);
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -712,6 +704,7 @@ run_isolated(int i, Oid relid)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			k;
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
@@ -719,14 +712,43 @@ run_isolated(int i, Oid relid)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
-			kvq_now_ms() + LOCK_WAIT_MS < req->deadline_ms)
-			batch_retry[i] = true;
-		else
-			set_db_error(req, edata);
+		for (k = 0; k < n; k++)
+		{
+			KvRequest  *req = batch[idx[k]];
+
+			forget_reply(req);
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+				kvq_now_ms() + LOCK_WAIT_MS < req->deadline_ms)
+				batch_retry[idx[k]] = true;
+			else
+				set_db_error(req, edata);
+		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+}
+
+typedef struct OneRequest
+{
+	int			i;
+	Oid			relid;
+} OneRequest;
+
+static void
+exec_one(void *arg)
+{
+	OneRequest *one = (OneRequest *) arg;
+
+	execute_request(batch[one->i], one->relid);
+}
+
+/* Run batch[i] in its own subtransaction. */
+static void
+run_isolated(int i, Oid relid)
+{
+	OneRequest	one = {i, relid};
+
+	run_in_subxact(exec_one, &one, &i, 1);
 }
 
 /*
