@@ -41,7 +41,7 @@ static const double latency_bounds[] = {
 };
 #define NLATENCY (sizeof(latency_bounds) / sizeof(latency_bounds[0]))
 
-static const int batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 #define NBATCH (sizeof(batch_bounds) / sizeof(batch_bounds[0]))
 
 static uint64_t requests[NMETHODS][6];	/* by status class 1xx..5xx */
@@ -79,7 +79,7 @@ kv_metrics_batch(int nrequests)
 {
 	size_t		b;
 
-	for (b = 0; b < NBATCH && nrequests > batch_bounds[b]; b++)
+	for (b = 0; b < NBATCH && (double) nrequests > batch_bounds[b]; b++)
 		;
 	BUMP(batch_buckets[b], 1);
 	BUMP(batch_sum, (uint64_t) nrequests);
@@ -140,6 +140,30 @@ header(Buf *b, const char *name, const char *type, const char *help)
 	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A histogram: cumulative buckets, the last one +Inf, then sum and count. */
+static void
+put_histogram(Buf *b, const char *name, const char *help,
+			  const double *bounds, size_t nbounds, uint64_t *buckets,
+			  double sum)
+{
+	uint64_t	cum = 0;
+	size_t		i;
+
+	header(b, name, "histogram", help);
+	for (i = 0; i <= nbounds; i++)
+	{
+		cum += LOAD(buckets[i]);
+		if (i < nbounds)
+			put(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+				(unsigned long long) cum);
+		else
+			put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+				(unsigned long long) cum);
+	}
+	put(b, "%s_sum %.9g\n", name, sum);
+	put(b, "%s_count %llu\n", name, (unsigned long long) cum);
+}
+
 /* The whole /metrics page, malloc'd; NULL when out of memory. */
 char *
 kv_metrics_render(size_t *len)
@@ -147,10 +171,7 @@ kv_metrics_render(size_t *len)
 	Buf			b = {malloc(8192), 0, 8192, false};
 	KvFastStats cs;
 	size_t		m;
-	size_t		i;
 	int			c;
-	uint64_t	cum;
-	uint64_t	count;
 
 	if (b.data == NULL)
 		return NULL;
@@ -162,41 +183,14 @@ kv_metrics_render(size_t *len)
 			put(&b, "kvserver_http_requests_total{method=\"%s\",code=\"%dxx\"} %llu\n",
 				method_names[m], c, (unsigned long long) LOAD(requests[m][c]));
 
-	header(&b, "kvserver_http_request_duration_seconds", "histogram",
-		   "Time from a request's arrival to its reply being written.");
-	cum = 0;
-	for (i = 0; i <= NLATENCY; i++)
-	{
-		cum += LOAD(latency_buckets[i]);
-		if (i < NLATENCY)
-			put(&b, "kvserver_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-				latency_bounds[i], (unsigned long long) cum);
-		else
-			put(&b, "kvserver_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-				(unsigned long long) cum);
-	}
-	count = cum;
-	put(&b, "kvserver_http_request_duration_seconds_sum %.9f\n",
-		(double) LOAD(latency_sum_ns) / 1e9);
-	put(&b, "kvserver_http_request_duration_seconds_count %llu\n",
-		(unsigned long long) count);
-
-	header(&b, "kvserver_write_batch_size", "histogram",
-		   "Requests taken from the queue per batch by the main thread.");
-	cum = 0;
-	for (i = 0; i <= NBATCH; i++)
-	{
-		cum += LOAD(batch_buckets[i]);
-		if (i < NBATCH)
-			put(&b, "kvserver_write_batch_size_bucket{le=\"%d\"} %llu\n",
-				batch_bounds[i], (unsigned long long) cum);
-		else
-			put(&b, "kvserver_write_batch_size_bucket{le=\"+Inf\"} %llu\n",
-				(unsigned long long) cum);
-	}
-	put(&b, "kvserver_write_batch_size_sum %llu\n",
-		(unsigned long long) LOAD(batch_sum));
-	put(&b, "kvserver_write_batch_size_count %llu\n", (unsigned long long) cum);
+	put_histogram(&b, "kvserver_http_request_duration_seconds",
+				  "Time from a request's arrival to its reply being written.",
+				  latency_bounds, NLATENCY, latency_buckets,
+				  (double) LOAD(latency_sum_ns) / 1e9);
+	put_histogram(&b, "kvserver_write_batch_size",
+				  "Requests taken from the queue per batch by the main thread.",
+				  batch_bounds, NBATCH, batch_buckets,
+				  (double) LOAD(batch_sum));
 
 	header(&b, "kvserver_queue_depth", "gauge",
 		   "Requests waiting for the worker's main thread.");
