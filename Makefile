@@ -47,7 +47,7 @@ REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = src/dashboard_html.c tmp_check_regress test/unit/test_cache_core test/unit/*.o
+EXTRA_CLEAN = src/dashboard_html.c fuzz/fuzz_http_parse tmp_check_regress test/unit/test_cache_core test/unit/*.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

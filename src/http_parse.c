@@ -244,7 +244,7 @@ kv_query_param(const char *query, const char *name, char **value)
 				: strdup("");
 			if (*value == NULL)
 				return KV_ERR_BAD_REQUEST;
-			if (strlen(*value) != vlen && eq)
+			if (eq && strlen(*value) != vlen)
 			{
 				/* an encoded NUL */
 				free(*value);
