@@ -15,7 +15,16 @@
  * request is answered alone and its neighbours go on.  One commit, one WAL
  * flush, for the whole batch (group commit), and only then are the writes
  * answered, so a 2xx always means committed.  Reads follow in a second
- * transaction that sees those commits; hits are served from the cache.
+ * transaction that sees those commits: the cache first (most hits never get
+ * here: cache_fastpath.c serves them on the civetweb thread), then all of
+ * the batch's misses in one statement.
+ *
+ * Locks.  lock_timeout is LOCK_WAIT_MS: a request blocked by another
+ * session's lock is rolled back to its subtransaction and retried every
+ * RETRY_MS until its client's deadline, so it cannot stall the batch.
+ *
+ * Expiry.  Every kvserver.expire_interval the loop deletes expired rows in
+ * small batches; reads never return them in the meantime.
  *
  * Shutdown.  SIGTERM uses the standard die() handler: the next
  * CHECK_FOR_INTERRUPTS exits with FATAL, even from inside a lock wait.
