@@ -73,6 +73,13 @@ _PG_init(void)
 static void
 define_gucs(void)
 {
+	/*
+	 * Settings fixed at server start can only be defined while preloading;
+	 * loaded later (no cache, no worker), they are shown but read-only.
+	 */
+	GucContext	at_start = process_shared_preload_libraries_in_progress
+		? PGC_POSTMASTER : PGC_INTERNAL;
+
 	DefineCustomStringVariable("kvserver.listen_addresses",
 							   "Addresses the HTTP server listens on.",
 							   "Comma-separated; \"*\" for all IPv4 addresses; empty disables HTTP.",
@@ -94,7 +101,7 @@ define_gucs(void)
 							   "CREATE EXTENSION kvserver must be run in this database.",
 							   &kvserver_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   at_start,
 							   0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("kvserver.http_threads",
@@ -102,7 +109,7 @@ define_gucs(void)
 							"Each open connection holds one thread.",
 							&kvserver_http_threads,
 							256, 2, 4096,
-							PGC_POSTMASTER,
+							at_start,
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("kvserver.cache_size",
@@ -110,7 +117,7 @@ define_gucs(void)
 							"0 disables the cache.",
 							&kvserver_cache_size_kb,
 							64 * 1024, 0, INT_MAX / 2,
-							PGC_POSTMASTER,
+							at_start,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("kvserver.max_key_length",
