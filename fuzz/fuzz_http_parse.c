@@ -20,7 +20,7 @@
  *			on a thread with civetweb's stack size (100 KiB), as in the
  *			server, so nesting that gets past the depth limit into
  *			jansson's recursive parser overflows the stack here too.
- * Then kv_json_error, kv_json_keys, kv_json_string_field,
+ * Then kv_json_error, kv_json_keys,
  * kv_json_write_reply and kv_json_health on what was decoded (and on raw,
  * possibly invalid, bytes).
  *
@@ -917,26 +917,6 @@ fuzz_json_keys(Keys *keys, const char *next, bool next_raw)
 }
 
 static void
-fuzz_string_field(const char *value)
-{
-	char	   *out = kv_json_string_field("key", value);
-	json_t	   *root;
-
-	CHECK(out != NULL, "kv_json_string_field returned NULL");
-	root = json_loads(out, 0, NULL);
-	CHECK(root != NULL, "kv_json_string_field output not JSON: %s", out);
-	if (kv_utf8_valid(value, strlen(value)))
-	{
-		json_t	   *v = json_object_get(root, "key");
-
-		CHECK(json_is_string(v) && strcmp(json_string_value(v), value) == 0,
-			  "kv_json_string_field: value differs: %s", out);
-	}
-	json_decref(root);
-	free(out);
-}
-
-static void
 fuzz_write_reply(const char *key, size_t key_len, int64_t version)
 {
 	char	   *out = kv_json_write_reply(key, key_len, version);
@@ -1093,10 +1073,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_json_keys(&none, key, false);
 	}
 	fuzz_json_keys(&keys, path, true);	/* next may be invalid UTF-8 */
-
-	fuzz_string_field(path);
-	if (key != NULL)
-		fuzz_string_field(key);
 
 	/* write and health replies */
 	{

@@ -184,8 +184,12 @@ do_apply_hit_ring(KvCachePartition *part, KvcPartition *core)
 
 	for (i = 0; i < KVCACHE_HIT_RING; i++)
 	{
-		uint64		hash = pg_atomic_exchange_u64(&part->hit_ring[i], 0);
+		uint64		hash;
 
+		/* a plain read first: most slots are empty on most calls */
+		if (pg_atomic_read_u64(&part->hit_ring[i]) == 0)
+			continue;
+		hash = pg_atomic_exchange_u64(&part->hit_ring[i], 0);
 		if (hash != 0)
 			kvc_touch_hash(core, hash);
 	}

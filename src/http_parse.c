@@ -581,13 +581,6 @@ kv_json_keys(char **keys, int nkeys, const char *next, size_t *len)
 				len);
 }
 
-/* A JSON string literal, quotes included, for hand-assembled replies. */
-char *
-kv_json_string_field(const char *name, const char *value)
-{
-	return dump(json_pack("{s:s}", name, value), NULL);
-}
-
 /* {"key": ..., "version": N}, the answer to a write */
 char *
 kv_json_write_reply(const char *key, size_t key_len, int64_t version)

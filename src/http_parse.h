@@ -61,7 +61,6 @@ extern const char *kv_error_code(KvError error);
 extern char *kv_json_error(KvError error, const char *message, size_t *len);
 extern char *kv_json_keys(char **keys, int nkeys, const char *next,
 						  size_t *len);
-extern char *kv_json_string_field(const char *name, const char *value);
 extern char *kv_json_write_reply(const char *key, size_t key_len,
 								 int64_t version);
 extern char *kv_json_health(const char *database);

@@ -945,9 +945,3 @@ kv_http_stop(void)
 		http_ctx = NULL;
 	}
 }
-
-bool
-kv_http_running(void)
-{
-	return http_ctx != NULL;
-}

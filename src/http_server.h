@@ -29,7 +29,6 @@ typedef struct KvHttpConfig
 
 extern bool kv_http_start(const KvHttpConfig *cfg, char *errbuf, size_t errlen);
 extern void kv_http_stop(void);
-extern bool kv_http_running(void);
 extern void kv_http_set_limits(int max_key_length, int64_t max_value_size,
 							   int request_timeout_ms);
 

@@ -35,7 +35,4 @@ extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);
 extern void kv_invalidate_init(void);
 extern bool kv_xact_wrote_store(void);
 
-/* Validate a key from SQL with the same rules as HTTP; ereport on failure. */
-extern void kv_check_key(const char *key, size_t len);
-
 #endif							/* KVSERVER_H */

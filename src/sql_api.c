@@ -48,7 +48,7 @@ PG_FUNCTION_INFO_V1(kv_stats);
 PG_FUNCTION_INFO_V1(kv_cache_reset);
 
 /* The same key rules as the HTTP API, so every key is addressable there. */
-void
+static void
 kv_check_key(const char *key, size_t len)
 {
 	if (len == 0)
