@@ -154,7 +154,8 @@ async function main() {
   // list by prefix; a listed key is a button that gets it
   await page.fill('#prefix', `dashboard-test/${process.pid}-`);
   await page.click('#btn-list');
-  await waitText('#output', (t) => t.includes(key), 'list by prefix');
+  // the previous 404 output names the key too: wait for the listing itself
+  await waitText('#output', (t) => t.includes(key) && /\b\d+ keys?\b/.test(t), 'list by prefix');
   check(/\b1 key\b/.test(await page.locator('#out-status').innerText()), 'list: want exactly 1 key');
   ok('list by prefix shows the key');
   await page.locator('#out-keys button', { hasText: key }).click();
