@@ -1,30 +1,57 @@
 # kvserver: PGXS build.
 #
-#   make && make install        build and install into the PostgreSQL found by pg_config
-#   make installcheck           pg_regress (own temporary instance) + cache unit tests + TAP
-#   ./scripts/test.sh           the same, from a root shell on a fresh Debian machine
+#   make && make install     build and install the extension (kvserver.so,
+#                            control file, SQL scripts) into the PostgreSQL
+#                            found by pg_config; needs libcivetweb-dev and
+#                            libjansson-dev, nothing else
+#   make installcheck        pg_regress in its own temporary instance, the
+#                            thread-boundary check, the cache unit tests and
+#                            the TAP tests, against the installed extension
+#   make kvcli               the command-line client (needs libcurl)
+#   make install-kvcli       install it into $(DESTDIR)$(PREFIX)/bin
+#   make fuzzcheck           libFuzzer smoke pass over the request parser
+#                            (needs clang); `make fuzz` for a real run
+#   make bench               the benchmark (as root)
+#   ./scripts/test.sh        all of it, from a root shell on a fresh Debian 12
+#
+# Sources: src/civet/ runs on civetweb's threads and never calls PostgreSQL;
+# src/pg/ runs in PostgreSQL processes (the worker's main thread, backends).
 
 MODULE_big = kvserver
-OBJS = \
-	src/cache.o \
-	src/cache_core.o \
-	src/cache_fastpath.o \
-	src/dashboard_html.o \
-	src/http_parse.o \
-	src/http_server.o \
-	src/invalidate.o \
-	src/kvserver.o \
-	src/metrics.o \
-	src/request_queue.o \
-	src/sql_api.o \
-	src/store.o \
-	src/worker.o
+
+# Runs on civetweb threads (or anywhere): plain C, no PostgreSQL symbols.
+CIVET_OBJS = \
+	src/civet/cache_core.o \
+	src/civet/cache_fastpath.o \
+	src/civet/dashboard_html.o \
+	src/civet/http_admin.o \
+	src/civet/http_keys.o \
+	src/civet/http_parse.o \
+	src/civet/http_reply.o \
+	src/civet/http_request.o \
+	src/civet/http_server.o \
+	src/civet/kv_api.o \
+	src/civet/metrics.o \
+	src/civet/request_queue.o
+
+# Runs in PostgreSQL processes: the worker's main thread and backends.
+PG_OBJS = \
+	src/pg/batch.o \
+	src/pg/cache.o \
+	src/pg/execute.o \
+	src/pg/invalidate.o \
+	src/pg/kvserver.o \
+	src/pg/sql_api.o \
+	src/pg/store.o \
+	src/pg/worker.o
+
+OBJS = $(CIVET_OBJS) $(PG_OBJS)
 
 EXTENSION = kvserver
 DATA = sql/kvserver--1.0.sql
 PGFILEDESC = "kvserver - key-value store over HTTP inside PostgreSQL"
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src/civet -I$(srcdir)/src/pg
 PG_CFLAGS = -pthread
 SHLIB_LINK = -lcivetweb -ljansson -pthread
 
@@ -39,58 +66,69 @@ PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 SHLIB_LINK += -fsanitize=address,undefined
 endif
 
-# pg_regress runs in its own temporary instance, preloading kvserver.
+# pg_regress runs in its own temporary instance, preloading kvserver; it
+# picks a free port itself.
 REGRESS = kvserver_basic kvserver_txn kvserver_errors
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
-	--temp-config=$(srcdir)/test/regress.conf --port=55432
+	--temp-config=$(srcdir)/test/regress.conf
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = src/dashboard_html.c fuzz/fuzz_http_parse tmp_check_regress test/unit/test_cache_core test/unit/*.o
+EXTRA_CLEAN = src/civet/dashboard_html.c tmp_check_regress \
+	test/unit/test_cache_core test/unit/*.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The dashboard page, compiled into the module.
-src/dashboard_html.c: web/dashboard.html scripts/embed.pl
+src/civet/dashboard_html.c: web/dashboard.html scripts/embed.pl
+	@mkdir -p $(dir $@)
 	perl $(srcdir)/scripts/embed.pl kv_dashboard_html < $< > $@
 
+# The thread boundary: no object of src/civet/ may reference a PostgreSQL
+# symbol (palloc, ereport, SPI, LWLocks...), whatever its #includes say.
+boundarycheck: $(CIVET_OBJS)
+	$(srcdir)/test/boundary/check_symbols.sh $(CIVET_OBJS)
+	$(srcdir)/test/boundary/check_symbols.sh --self-test
+
 # Postgres-free unit tests of the cache's data structure, in TAP form.
-test/unit/test_cache_core: test/unit/test_cache_core.c src/cache_core.c src/cache_core.h
-	$(CC) -std=gnu99 -Wall -Wextra -O1 -g -I$(srcdir)/src -o $@ \
-		$(srcdir)/test/unit/test_cache_core.c $(srcdir)/src/cache_core.c
+test/unit/test_cache_core: test/unit/test_cache_core.c src/civet/cache_core.c src/civet/cache_core.h
+	$(CC) -std=gnu99 -Wall -Wextra -O1 -g -I$(srcdir)/src/civet -o $@ \
+		$(srcdir)/test/unit/test_cache_core.c $(srcdir)/src/civet/cache_core.c
 
 unitcheck: test/unit/test_cache_core
 	prove -v test/unit/test_cache_core
 
-installcheck: unitcheck
+installcheck: boundarycheck unitcheck
 
 # kvcli, the command-line client (kvcli/Makefile also builds it on its own)
-all: kvcli-build
-installcheck: kvcli-build
-install: install-kvcli
-clean: clean-kvcli
+PREFIX ?= /usr/local
 
-kvcli-build:
-	$(MAKE) -C kvcli
+kvcli:
+	$(MAKE) -C $(srcdir)/kvcli
 
-install-kvcli: kvcli-build
-	$(MAKE) -C kvcli install
+install-kvcli: kvcli
+	$(MAKE) -C $(srcdir)/kvcli install PREFIX='$(PREFIX)'
 
 clean-kvcli:
-	$(MAKE) -C kvcli clean
+	$(MAKE) -C $(srcdir)/kvcli clean
 
-# libFuzzer over the Postgres-free request parsing (fuzz/): a short smoke pass
-# in the test suite, and `make fuzz FUZZ_SECONDS=600` for a real run
+clean: clean-kvcli
+
+# libFuzzer over the Postgres-free request parsing (fuzz/): a short smoke
+# pass in scripts/test.sh, and `make fuzz FUZZ_SECONDS=600` for a real run
 fuzzcheck:
-	$(MAKE) -C fuzz fuzz-smoke
+	$(MAKE) -C $(srcdir)/fuzz fuzz-smoke
 
 fuzz:
-	$(MAKE) -C fuzz fuzz
+	$(MAKE) -C $(srcdir)/fuzz fuzz
 
-installcheck: fuzzcheck
+clean: clean-fuzz
+
+clean-fuzz:
+	$(MAKE) -C $(srcdir)/fuzz clean
 
 # benchmark against nginx, webdis+redis and pgbench (as root; QUICK=1 for ~1.5 min)
 bench:
@@ -100,4 +138,5 @@ bench:
 lincheck-long:
 	$(srcdir)/test/lincheck/long_run.sh
 
-.PHONY: unitcheck kvcli-build install-kvcli clean-kvcli lincheck-long bench fuzz fuzzcheck
+.PHONY: boundarycheck unitcheck kvcli install-kvcli clean-kvcli clean-fuzz \
+	lincheck-long bench fuzz fuzzcheck

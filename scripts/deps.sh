@@ -1,29 +1,52 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages kvserver needs to build, run and test.
+# Install the Debian 12 packages kvserver needs, by purpose.
+#
+#   scripts/deps.sh run     build, install and run the extension
+#                           (what ./scripts/run-local.sh needs)
+#   scripts/deps.sh test    the above, plus the test suite's tools: kvcli's
+#                           libcurl, promtool, clang/libFuzzer, valgrind,
+#                           the TAP framework's IPC::Run, and the browser
+#                           test's Chromium and Node packages
+#                           (what ./scripts/test.sh needs; the default)
 #
 # Idempotent: asks dpkg which packages are missing and does nothing (no
 # network, no apt-get update) when all are present. Never reads stdin.
 # As a non-root user it only reports what is missing and fails if anything is.
 set -euo pipefail
 
-PACKAGES=(
+PURPOSE=${1:-test}
+
+RUN_PACKAGES=(
 	postgresql-15              # server, initdb, pg_ctl
 	postgresql-client-15       # psql
-	postgresql-server-dev-15   # pg_config, PGXS, pg_regress, PostgreSQL::Test::* (TAP)
+	postgresql-server-dev-15   # pg_config, PGXS
 	libcivetweb-dev            # embedded HTTP server
 	libjansson-dev             # JSON
+	curl                       # run-local.sh waits for /health
+	make
+	gcc
+	perl                       # scripts/embed.pl
+)
+
+TEST_PACKAGES=(
 	libcurl4-openssl-dev       # kvcli (HTTP client)
+	libipc-run-perl            # needed by the TAP framework (PostgreSQL::Test::*)
 	prometheus                 # promtool, to check GET /metrics in the tests
 	clang-14                   # libFuzzer harness (fuzz/)
 	libclang-rt-14-dev         # libFuzzer and the sanitizer runtimes
 	llvm-14                    # llvm-symbolizer, for fuzzer stack traces
 	valgrind                   # the memcheck pass (scripts/test.sh --valgrind)
-	libipc-run-perl            # needed by the TAP framework
-	curl
-	make
-	gcc
-	perl                       # prove, JSON::PP, HTTP::Tiny are in core
+	binutils                   # nm, for the thread-boundary check
 )
+
+case $PURPOSE in
+	run) PACKAGES=("${RUN_PACKAGES[@]}") ;;
+	test) PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+	*)
+		printf 'usage: %s [run|test]\n' "$0" >&2
+		exit 2
+		;;
+esac
 
 log() { printf 'deps.sh: %s\n' "$*" >&2; }
 
@@ -40,13 +63,13 @@ done
 
 # The browser test's own tools (Chromium, Node, playwright-core from npm).
 browser_setup() {
-	if [ "$(id -u)" -eq 0 ] && [ "${KV_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
+	if [ "$PURPOSE" = test ] && [ "$(id -u)" -eq 0 ] && [ "${KV_SKIP_BROWSER_SETUP:-0}" != 1 ]; then
 		"$(dirname "${BASH_SOURCE[0]}")/../test/browser/setup.sh"
 	fi
 }
 
 if [ "${#missing[@]}" -eq 0 ]; then
-	log "all ${#PACKAGES[@]} required packages are installed"
+	log "all ${#PACKAGES[@]} packages for '$PURPOSE' are installed"
 	browser_setup
 	exit 0
 fi
@@ -63,7 +86,7 @@ export DEBIAN_FRONTEND=noninteractive
 log "running apt-get update"
 apt-get update -q </dev/null
 log "running apt-get install -y ${missing[*]}"
-apt-get install -y -q "${missing[@]}" </dev/null
+apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" </dev/null
 
 still_missing=()
 for pkg in "${missing[@]}"; do

@@ -3,7 +3,8 @@
 #
 #   ./scripts/run-local.sh            (as root; Ctrl-C or SIGTERM stops the cluster)
 #
-# 1. scripts/deps.sh, make, make install (as root)
+# 1. scripts/deps.sh run (only what building and running need), make,
+#    make install (as root)
 # 2. a cluster in <checkout>/.cluster owned by postgres (created once, then reused);
 #    if postgres cannot reach the checkout, in /var/tmp/kvserver-cluster-<hash>
 # 3. shared_preload_libraries = 'kvserver', SQL only on the Unix socket in the
@@ -32,8 +33,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	die "run this as root (it installs packages and the extension, and runs the cluster as '$PG_USER')"
 fi
 
-say "checking packages (scripts/deps.sh)"
-"$ROOT/scripts/deps.sh" </dev/null
+say "checking packages (scripts/deps.sh run)"
+"$ROOT/scripts/deps.sh" run </dev/null
 id "$PG_USER" >/dev/null 2>&1 || die "user '$PG_USER' does not exist (it comes with postgresql-15)"
 
 say "building in $ROOT: make"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The single test command: pg_regress, cache unit tests, TAP tests over real HTTP.
+# The single test command: pg_regress, the thread-boundary check, cache unit
+# tests, TAP tests over real HTTP, the fuzz smoke pass, and the Debian package.
 #
 # As root (CI, a fresh Debian 12 machine):
-#   1. scripts/deps.sh                  install missing packages
-#   2. make && make install             in the checkout, as root
+#   1. scripts/deps.sh test             install missing packages (test tools too)
+#   2. make && make install, make kvcli in the checkout, as root
 #   3. copy the checkout (no .git, .cluster, build outputs) to a fresh mktemp -d
-#      directory owned by postgres, and run `make installcheck` there as postgres
-#      (PostgreSQL refuses to run as root) with a minimal environment.
+#      directory owned by postgres, and run `make installcheck fuzzcheck` there
+#      as postgres (PostgreSQL refuses to run as root) with a minimal
+#      environment.
+#   4. scripts/test-package.sh: build the Debian package and check its files.
 #   On success the scratch directory is removed; on failure it is kept and the
 #   tails of regression.diffs and of the test logs are printed.
 #
@@ -19,7 +22,7 @@
 # cannot run inside PostgreSQL 15 here: see that script.)
 #
 # Extra arguments are passed to make, e.g.
-#   ./scripts/test.sh PROVE_TESTS=test/t/010_http.pl
+#   ./scripts/test.sh PROVE_TESTS=test/t/001_http_api.pl
 # Exit code: make installcheck's (or the first failing step's).
 set -euo pipefail
 exec </dev/null
@@ -87,11 +90,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit "$rc"
 fi
 
-say "checking packages (scripts/deps.sh)"
-step "$ROOT/scripts/deps.sh"
+say "checking packages (scripts/deps.sh test)"
+step "$ROOT/scripts/deps.sh" test
 
-say "building in $ROOT: make"
+say "building in $ROOT: make, make kvcli"
 step make -C "$ROOT" -j"$(nproc)" "PG_CONFIG=$PG_CONFIG"
+step make -C "$ROOT" kvcli "PG_CONFIG=$PG_CONFIG"
 say "installing: make install"
 step make -C "$ROOT" install "PG_CONFIG=$PG_CONFIG"
 
@@ -117,7 +121,7 @@ tar -C "$ROOT" --anchored \
 	-cf - . | tar -C "$WORK" --no-same-owner -xf -
 chown -R postgres:postgres "$WORK"
 
-RUN=(make installcheck "${MAKE_ARGS[@]}")
+RUN=(make installcheck fuzzcheck "${MAKE_ARGS[@]}")
 if [ "$VALGRIND" = 1 ]; then
 	RUN=(test/valgrind/run.sh "$@")
 fi
@@ -133,6 +137,7 @@ runuser -u postgres -- env -i \
 	LANG=C.UTF-8 \
 	KV_REQUIRE_BROWSER=1 \
 	KV_REQUIRE_PROMTOOL=1 \
+	KV_REQUIRE_KVCLI=1 \
 	${PG_TEST_TIMEOUT_DEFAULT:+PG_TEST_TIMEOUT_DEFAULT="$PG_TEST_TIMEOUT_DEFAULT"} \
 	"${RUN[@]}" || rc=$?
 cd /
@@ -141,8 +146,13 @@ if [ "$rc" -ne 0 ]; then
 	say "FAILED (make exit code $rc)"
 	show_failure_logs "$WORK"
 	say "kept the test directory: $WORK"
-else
-	rm -rf "$WORK"
-	say "all tests passed (removed $WORK)"
+	exit "$rc"
 fi
-exit "$rc"
+rm -rf "$WORK"
+
+if [ "$VALGRIND" = 0 ]; then
+	say "the Debian package (scripts/test-package.sh)"
+	step "$ROOT/scripts/test-package.sh"
+fi
+say "all tests passed (removed $WORK)"
+exit 0

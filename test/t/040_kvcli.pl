@@ -8,7 +8,7 @@
 #
 # The binary is $KVCLI, else $TESTDIR/kvcli/kvcli (PGXS sets TESTDIR for
 # TAP tests), else kvcli/kvcli relative to this file.  Build it first:
-# make -C kvcli.
+# make kvcli.  Without it the test is skipped, unless KV_REQUIRE_KVCLI is set.
 
 use strict;
 use warnings;
@@ -30,9 +30,15 @@ my $kvcli =
 
 if (!-x $kvcli)
 {
-	fail("kvcli binary $kvcli is there and executable (build it: make -C kvcli)");
-	done_testing();
-	exit;
+	# kvcli is optional for `make installcheck` (it needs libcurl);
+	# scripts/test.sh builds it and sets KV_REQUIRE_KVCLI, so CI fails here
+	if ($ENV{KV_REQUIRE_KVCLI})
+	{
+		fail("kvcli binary $kvcli is there and executable (build it: make kvcli)");
+		done_testing();
+		exit;
+	}
+	plan skip_all => "kvcli is not built (make kvcli); set KV_REQUIRE_KVCLI=1 to fail instead";
 }
 note "kvcli: $kvcli";
 

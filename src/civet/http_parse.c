@@ -1,0 +1,500 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_parse.c
+ *	  Routing, key decoding, query strings and JSON for the HTTP API.
+ *
+ * Everything a client controls passes through here before it reaches the
+ * queue, so these functions trust nothing: every length is bounded, every
+ * percent-escape checked, every key validated as UTF-8 without NUL.  JSON
+ * goes through jansson, which bounds nesting depth itself.
+ *
+ * No PostgreSQL, no civetweb, no shared state: safe on any thread.
+ *
+ * IDENTIFICATION
+ *	  src/civet/http_parse.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "http_parse.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef PG_MAJORVERSION
+#error "http_parse.c runs on civetweb threads: no PostgreSQL headers"
+#endif
+
+KvRoute
+kv_route(const char *path, const char **key_raw)
+{
+	*key_raw = NULL;
+	if (strcmp(path, "/kv") == 0 || strcmp(path, "/kv/") == 0)
+		return KV_ROUTE_COLLECTION;
+	if (strncmp(path, "/kv/", 4) == 0)
+	{
+		*key_raw = path + 4;
+		return KV_ROUTE_KEY;
+	}
+	if (strcmp(path, "/health") == 0)
+		return KV_ROUTE_HEALTH;
+	if (strcmp(path, "/metrics") == 0)
+		return KV_ROUTE_METRICS;
+	if (strcmp(path, "/") == 0)
+		return KV_ROUTE_DASHBOARD;
+	return KV_ROUTE_NOT_FOUND;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decode src[0..len) once into a new NUL-terminated buffer.
+ * 'plus_is_space' for query strings.  Returns NULL on a bad escape.
+ */
+static char *
+percent_decode(const char *src, size_t len, bool plus_is_space,
+			   size_t *out_len)
+{
+	char	   *out = malloc(len + 1);
+	size_t		i;
+	size_t		o = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < len; i++)
+	{
+		if (src[i] == '%')
+		{
+			int			hi,
+						lo;
+
+			if (len - i < 3)
+			{
+				free(out);
+				return NULL;
+			}
+			hi = hexval(src[i + 1]);
+			lo = hexval(src[i + 2]);
+			if (hi < 0 || lo < 0)
+			{
+				free(out);
+				return NULL;
+			}
+			out[o++] = (char) (hi * 16 + lo);
+			i += 2;
+		}
+		else if (plus_is_space && src[i] == '+')
+			out[o++] = ' ';
+		else
+			out[o++] = src[i];
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+/* Decode and validate the raw key text of /kv/{key}. */
+KvError
+kv_decode_key(const char *raw, size_t max_key_len, char **key,
+			  size_t *key_len)
+{
+	KvError		err;
+
+	*key = percent_decode(raw, strlen(raw), false, key_len);
+	if (*key == NULL)
+		return KV_ERR_BAD_KEY;
+	err = kv_check_key(*key, *key_len, max_key_len);
+	if (err != KV_ERR_NONE)
+	{
+		free(*key);
+		*key = NULL;
+	}
+	return err;
+}
+
+/* A whole decimal integer, optional leading '-', no spaces, no overflow. */
+bool
+kv_parse_int64(const char *s, size_t len, int64_t *out)
+{
+	char		buf[32];
+	char	   *end;
+	long long	v;
+
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
+		return false;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = (int64_t) v;
+	return true;
+}
+
+/*
+ * Find 'name' in a query string and decode its value.  *value is NULL when
+ * the parameter is absent; a repeated parameter is a bad request, since
+ * which one wins would be a guess.
+ */
+KvError
+kv_query_param(const char *query, const char *name, char **value)
+{
+	size_t		name_len = strlen(name);
+	const char *p = query;
+
+	*value = NULL;
+	while (p != NULL && *p != '\0')
+	{
+		const char *amp = strchr(p, '&');
+		size_t		part_len = amp ? (size_t) (amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', part_len);
+		size_t		klen = eq ? (size_t) (eq - p) : part_len;
+
+		if (klen == name_len && memcmp(p, name, name_len) == 0)
+		{
+			size_t		vlen;
+
+			if (*value != NULL)
+			{
+				free(*value);
+				*value = NULL;
+				return KV_ERR_BAD_REQUEST;
+			}
+			*value = eq ? percent_decode(eq + 1, part_len - klen - 1, true, &vlen)
+				: strdup("");
+			if (*value == NULL)
+				return KV_ERR_BAD_REQUEST;
+			if (eq && strlen(*value) != vlen)
+			{
+				/* an encoded NUL */
+				free(*value);
+				*value = NULL;
+				return KV_ERR_BAD_REQUEST;
+			}
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return KV_ERR_NONE;
+}
+
+KvError
+kv_parse_list_query(const char *query, char **prefix, char **after,
+					int *limit, const char **why)
+{
+	char	   *lim = NULL;
+	KvError		err;
+
+	*prefix = NULL;
+	*after = NULL;
+	*limit = KV_LIST_DEFAULT_LIMIT;
+	if (query == NULL)
+		query = "";
+	if (kv_query_param(query, "prefix", prefix) != KV_ERR_NONE ||
+		kv_query_param(query, "after", after) != KV_ERR_NONE ||
+		kv_query_param(query, "limit", &lim) != KV_ERR_NONE)
+	{
+		*why = "malformed query string: bad percent-encoding, NUL or a repeated parameter";
+		err = KV_ERR_BAD_REQUEST;
+		goto fail;
+	}
+	if ((*prefix && !kv_utf8_valid(*prefix, strlen(*prefix))) ||
+		(*after && !kv_utf8_valid(*after, strlen(*after))))
+	{
+		*why = "prefix and after must be valid UTF-8";
+		err = KV_ERR_BAD_REQUEST;
+		goto fail;
+	}
+	if (lim != NULL)
+	{
+		int64_t		v;
+
+		if (!kv_parse_int64(lim, strlen(lim), &v) || v < 1)
+		{
+			*why = "limit must be a positive integer";
+			err = KV_ERR_BAD_REQUEST;
+			goto fail;
+		}
+		*limit = v > KV_LIST_MAX_LIMIT ? KV_LIST_MAX_LIMIT : (int) v;
+		free(lim);
+	}
+	if (*prefix == NULL)
+		*prefix = strdup("");
+	return KV_ERR_NONE;
+
+fail:
+	free(lim);
+	free(*prefix);
+	free(*after);
+	*prefix = *after = NULL;
+	return err;
+}
+
+static bool
+ttl_valid(int64_t ttl)
+{
+	return ttl >= 1 && ttl <= KV_MAX_TTL_SECONDS;
+}
+
+/* ?ttl=SECONDS on a PUT; *ttl = 0 when absent. */
+KvError
+kv_parse_ttl(const char *query, int64_t *ttl, const char **why)
+{
+	char	   *s = NULL;
+
+	*ttl = 0;
+	if (query == NULL)
+		return KV_ERR_NONE;
+	if (kv_query_param(query, "ttl", &s) != KV_ERR_NONE)
+	{
+		*why = "malformed query string";
+		return KV_ERR_BAD_REQUEST;
+	}
+	if (s == NULL)
+		return KV_ERR_NONE;
+	if (!kv_parse_int64(s, strlen(s), ttl) || !ttl_valid(*ttl))
+	{
+		free(s);
+		*why = "ttl must be a whole number of seconds between 1 and 100 years";
+		return KV_ERR_BAD_REQUEST;
+	}
+	free(s);
+	return KV_ERR_NONE;
+}
+
+/*
+ * jansson parses recursively and allows 2048 levels, more than a civetweb
+ * thread's stack holds, so deep nesting is refused before it gets there.
+ * Brackets inside strings do not count.
+ */
+static bool
+json_depth_ok(const char *s, size_t len, int max_depth)
+{
+	int			depth = 0;
+	bool		in_string = false;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+		{
+			if (++depth > max_depth)
+				return false;
+		}
+		else if (c == ']' || c == '}')
+			depth--;
+	}
+	return true;
+}
+
+/* POST /kv/: {"key": "...", "value": "...", "ttl": N} */
+KvError
+kv_parse_create_body(const char *body, size_t len, size_t max_key_len,
+					 char **key, size_t *key_len,
+					 char **value, size_t *value_len,
+					 int64_t *ttl, const char **why)
+{
+	json_error_t jerr;
+	json_t	   *root;
+	json_t	   *jkey;
+	json_t	   *jvalue;
+	json_t	   *jttl;
+	const char *name;
+	json_t	   *member;
+	KvError		err;
+
+	*key = *value = NULL;
+	*ttl = 0;
+	if (!json_depth_ok(body, len, KV_JSON_MAX_DEPTH))
+	{
+		*why = "JSON body is nested too deeply";
+		return KV_ERR_BAD_REQUEST;
+	}
+	/* let "\u0000" through, so that the key check reports it as bad_key */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (root == NULL)
+	{
+		*why = "body is not valid JSON";
+		return KV_ERR_BAD_REQUEST;
+	}
+	if (!json_is_object(root))
+	{
+		*why = "body must be a JSON object";
+		err = KV_ERR_BAD_REQUEST;
+		goto done;
+	}
+	json_object_foreach(root, name, member)
+	{
+		if (strcmp(name, "key") != 0 && strcmp(name, "value") != 0 &&
+			strcmp(name, "ttl") != 0)
+		{
+			*why = "unknown field: only \"key\", \"value\" and \"ttl\" are accepted";
+			err = KV_ERR_BAD_REQUEST;
+			goto done;
+		}
+	}
+	jkey = json_object_get(root, "key");
+	jvalue = json_object_get(root, "value");
+	jttl = json_object_get(root, "ttl");
+	if (!json_is_string(jkey) || !json_is_string(jvalue))
+	{
+		*why = "\"key\" and \"value\" must be JSON strings";
+		err = KV_ERR_BAD_REQUEST;
+		goto done;
+	}
+	if (jttl != NULL && !json_is_null(jttl))
+	{
+		if (!json_is_integer(jttl) || !ttl_valid(json_integer_value(jttl)))
+		{
+			*why = "\"ttl\" must be a whole number of seconds between 1 and 100 years";
+			err = KV_ERR_BAD_REQUEST;
+			goto done;
+		}
+		*ttl = json_integer_value(jttl);
+	}
+	*key_len = json_string_length(jkey);
+	err = kv_check_key(json_string_value(jkey), *key_len, max_key_len);
+	if (err != KV_ERR_NONE)
+	{
+		*why = err == KV_ERR_KEY_TOO_LONG ? "key is too long"
+			: "key must be non-empty UTF-8 without NUL";
+		goto done;
+	}
+	*value_len = json_string_length(jvalue);
+	*key = malloc(*key_len + 1);
+	*value = malloc(*value_len + 1);
+	if (*key == NULL || *value == NULL)
+	{
+		free(*key);
+		free(*value);
+		*key = *value = NULL;
+		*why = "out of memory";
+		err = KV_ERR_INTERNAL;
+		goto done;
+	}
+	memcpy(*key, json_string_value(jkey), *key_len + 1);
+	memcpy(*value, json_string_value(jvalue), *value_len + 1);
+	err = KV_ERR_NONE;
+
+done:
+	json_decref(root);
+	return err;
+}
+
+/*
+ * An If-Match / If-None-Match value: "*" (KV_MATCH_ANY) or one entity tag
+ * "<version>" as we send them, optionally weak (W/).  Lists of tags are
+ * not supported and are a bad request, as is anything else malformed.
+ * If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches,
+ * which we express as a version that no row has.
+ */
+KvError
+kv_parse_etag(const char *header, bool strong, int64_t *version)
+{
+	bool		weak = false;
+	const char *p = header;
+	const char *end;
+	int64_t		v;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end - p == 1 && *p == '*')
+	{
+		*version = KV_MATCH_ANY;
+		return KV_ERR_NONE;
+	}
+	if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+	{
+		weak = true;
+		p += 2;
+	}
+	if (end - p < 3 || *p != '"' || end[-1] != '"')
+		return KV_ERR_BAD_REQUEST;
+	if (!kv_parse_int64(p + 1, end - p - 2, &v) || v < 1)
+		return KV_ERR_BAD_REQUEST;
+	*version = (weak && strong) ? INT64_MAX : v;
+	return KV_ERR_NONE;
+}
+
+static char *
+dump(json_t *obj, size_t *len)
+{
+	char	   *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	json_decref(obj);
+	if (s == NULL)
+		s = strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}");
+	if (s != NULL && len != NULL)
+		*len = strlen(s);
+	return s;
+}
+
+/*
+ * {"error": code, "message": text}.  The message may quote client text that
+ * is not UTF-8; jansson refuses such strings, so fall back to a fixed one.
+ */
+char *
+kv_json_error(KvError error, const char *message, size_t *len)
+{
+	json_t	   *msg = json_string(message ? message : "");
+
+	if (msg == NULL)
+		msg = json_string("(message not valid UTF-8)");
+	return dump(json_pack("{s:s, s:o}", "error", kv_error_code(error),
+						  "message", msg), len);
+}
+
+char *
+kv_json_keys(char **keys, int nkeys, const char *next, size_t *len)
+{
+	json_t	   *arr = json_array();
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+		json_array_append_new(arr, json_string(keys[i]));
+	return dump(json_pack("{s:o, s:o}", "keys", arr,
+						  "next", next ? json_string(next) : json_null()),
+				len);
+}
+
+/* {"key": ..., "version": N}, the answer to a write */
+char *
+kv_json_write_reply(const char *key, size_t key_len, int64_t version)
+{
+	return dump(json_pack("{s:s%, s:I}", "key", key, key_len,
+						  "version", (json_int_t) version), NULL);
+}
+
+char *
+kv_json_health(const char *database)
+{
+	return dump(json_pack("{s:s, s:s, s:s}", "status", "ok",
+						  "role", "primary", "database", database), NULL);
+}

@@ -1,0 +1,352 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_reply.c
+ *	  Write replies: JSON errors, stored values, JSON documents, static
+ *	  pages, and the reply to a request the main thread answered.
+ *
+ * A reply is assembled in one buffer and written with one mg_write(), so a
+ * client sees a whole response or a closed connection, never half a reply
+ * that looks complete.
+ *
+ * Headers are built with a bounded appender: a header that would not fit
+ * is a bug, and the reply becomes a 500 rather than a truncated or
+ * overflowing one.  A content type comes from a table row that any role
+ * allowed to write kv_store may have set, so it is checked here before it
+ * is echoed: one that is not printable ASCII or is too long is replaced
+ * by application/octet-stream.
+ *
+ * civetweb side: runs on civetweb threads, no PostgreSQL.
+ *
+ * IDENTIFICATION
+ *	  src/civet/http_reply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "http_reply.h"
+
+#include <civetweb.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http_parse.h"
+
+#ifdef PG_MAJORVERSION
+#error "http_reply.c runs on civetweb threads: no PostgreSQL headers"
+#endif
+
+#define OCTET_STREAM "application/octet-stream"
+
+static const char *
+status_text(int status)
+{
+	switch (status)
+	{
+		case 200:
+			return "OK";
+		case 201:
+			return "Created";
+		case 204:
+			return "No Content";
+		case 304:
+			return "Not Modified";
+		case 400:
+			return "Bad Request";
+		case 404:
+			return "Not Found";
+		case 405:
+			return "Method Not Allowed";
+		case 409:
+			return "Conflict";
+		case 411:
+			return "Length Required";
+		case 412:
+			return "Precondition Failed";
+		case 413:
+			return "Payload Too Large";
+		case 500:
+			return "Internal Server Error";
+		case 503:
+			return "Service Unavailable";
+		case 505:
+			return "HTTP Version Not Supported";
+	}
+	return "Error";
+}
+
+/* PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC. */
+static void
+format_timestamp(int64_t pg_ts, char *buf, size_t len)
+{
+	time_t		secs = (time_t) (pg_ts / 1000000 + KV_PG_EPOCH_UNIX_SECS);
+	struct tm	tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A content type fit to be sent as a header: printable ASCII, bounded. */
+static bool
+content_type_sendable(const char *ct)
+{
+	size_t		i;
+
+	for (i = 0; ct[i] != '\0'; i++)
+	{
+		if (i >= KV_MAX_CONTENT_TYPE_LEN ||
+			(unsigned char) ct[i] < 0x20 || (unsigned char) ct[i] > 0x7e)
+			return false;
+	}
+	return i > 0;
+}
+
+/* A fixed buffer that headers are appended to; 'overflow' once full. */
+typedef struct HeadBuf
+{
+	char		data[1024];
+	size_t		len;
+	bool		overflow;
+} HeadBuf;
+
+static void head_add(HeadBuf *h, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static void
+head_add(HeadBuf *h, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	if (h->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(h->data + h->len, sizeof(h->data) - h->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t) n >= sizeof(h->data) - h->len)
+		h->overflow = true;
+	else
+		h->len += n;
+}
+
+static void
+build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
+{
+	h->len = 0;
+	h->overflow = false;
+	head_add(h, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
+	if (!no_body)
+		head_add(h, "Content-Length: %zu\r\n", body_len);
+	if (r->content_type && !no_body)
+		head_add(h, "Content-Type: %s\r\n",
+				 content_type_sendable(r->content_type)
+				 ? r->content_type : OCTET_STREAM);
+	if (r->etag >= 0)
+		head_add(h, "ETag: \"%" PRId64 "\"\r\n", r->etag);
+	if (r->cache >= 0)
+		head_add(h, "X-Cache: %s\r\n", r->cache ? "HIT" : "MISS");
+	if (r->expires_at != 0)
+	{
+		char		ts[64];
+
+		format_timestamp(r->expires_at, ts, sizeof(ts));
+		head_add(h, "X-Expires-At: %s\r\n", ts);
+	}
+	if (r->allow)
+		head_add(h, "Allow: %s\r\n", r->allow);
+	if (r->status == 503)
+		head_add(h, "Retry-After: 1\r\n");
+	if (r->close)
+		head_add(h, "Connection: close\r\n");
+	head_add(h, "\r\n");
+}
+
+/* Assemble status line, headers and body, and write them at once. */
+void
+kv_send_reply(struct mg_connection *conn, const KvReply *r)
+{
+	HeadBuf		h;
+	bool		no_body = (r->status == 204 || r->status == 304);
+	size_t		body_len = no_body ? 0 : r->body_len;
+	char	   *buf;
+
+	build_head(&h, r, body_len, no_body);
+	if (h.overflow)
+	{
+		static const char fallback[] =
+			"HTTP/1.1 500 Internal Server Error\r\n"
+			"Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+		mg_disable_connection_keep_alive(conn);
+		mg_write(conn, fallback, sizeof(fallback) - 1);
+		return;
+	}
+
+	if (r->close)
+		mg_disable_connection_keep_alive(conn);
+	if (r->head || body_len == 0)
+	{
+		mg_write(conn, h.data, h.len);
+		return;
+	}
+	buf = malloc(h.len + body_len);
+	if (buf == NULL)
+	{
+		mg_write(conn, h.data, h.len);
+		mg_write(conn, r->body, body_len);
+		return;
+	}
+	memcpy(buf, h.data, h.len);
+	memcpy(buf + h.len, r->body, body_len);
+	mg_write(conn, buf, h.len + body_len);
+	free(buf);
+}
+
+/* A JSON error body {"error": code, "message": text}. */
+int
+kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
+			  const char *message, const char *allow, bool close)
+{
+	KvReply		r = {0};
+	char	   *body;
+
+	body = kv_json_error(error, message, &r.body_len);
+	r.status = status;
+	r.content_type = KV_JSON_CONTENT_TYPE;
+	r.body = body;
+	r.etag = -1;
+	r.cache = -1;
+	r.allow = allow;
+	r.head = ctx->head;
+	r.close = close;
+	kv_send_reply(ctx->conn, &r);
+	free(body);
+	return status;
+}
+
+/*
+ * The body could not be read: malformed chunking, or the client closed or
+ * stalled.  Answer 400 and close; if the client is gone, the write fails
+ * harmlessly.
+ */
+int
+kv_send_bad_body(const KvHttpCtx *ctx)
+{
+	return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
+						 "request body is malformed or incomplete", NULL, true);
+}
+
+/* A JSON document; takes ownership of 'body' (NULL: no body). */
+int
+kv_send_json(const KvHttpCtx *ctx, int status, char *body, int64_t etag)
+{
+	KvReply		r = {0};
+
+	r.status = status;
+	r.content_type = KV_JSON_CONTENT_TYPE;
+	r.body = body;
+	r.body_len = body ? strlen(body) : 0;
+	r.etag = etag;
+	r.cache = -1;
+	r.head = ctx->head;
+	kv_send_reply(ctx->conn, &r);
+	free(body);
+	return status;
+}
+
+/*
+ * A stored value: 200 with its bytes, or 304 when the client's
+ * If-None-Match names its version.
+ */
+int
+kv_send_value(const KvHttpCtx *ctx, const char *value, size_t len,
+			  const char *content_type, int64_t version, int64_t expires_at,
+			  bool hit, int64_t if_none_match)
+{
+	KvReply		r = {0};
+
+	r.status = (if_none_match == KV_MATCH_ANY || if_none_match == version)
+		? 304 : 200;
+	r.content_type = content_type ? content_type : OCTET_STREAM;
+	r.body = value;
+	r.body_len = len;
+	r.etag = version;
+	r.expires_at = expires_at;
+	r.cache = hit;
+	r.head = ctx->head;
+	kv_send_reply(ctx->conn, &r);
+	return r.status;
+}
+
+/* A page compiled into the module or rendered on this thread. */
+int
+kv_send_static(const KvHttpCtx *ctx, const char *content_type,
+			   const char *body, size_t len)
+{
+	KvReply		r = {0};
+
+	r.status = 200;
+	r.content_type = content_type;
+	r.body = body;
+	r.body_len = len;
+	r.etag = -1;
+	r.cache = -1;
+	r.head = ctx->head;
+	kv_send_reply(ctx->conn, &r);
+	return 200;
+}
+
+/* Write the reply the main thread filled into 'req'. */
+static int
+send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
+{
+	if (req->error != KV_ERR_NONE)
+		return kv_send_error(ctx, req->status, req->error, req->message,
+							 NULL, false);
+	switch (req->op)
+	{
+		case KV_OP_GET:
+			return kv_send_value(ctx, req->reply_value, req->reply_value_len,
+								 req->reply_content_type, req->version,
+								 req->expires_at, req->cache_hit,
+								 req->if_none_match);
+		case KV_OP_PUT:
+		case KV_OP_CREATE:
+			return kv_send_json(ctx, req->status,
+								kv_json_write_reply(req->key, req->key_len,
+													req->version),
+								req->version);
+		case KV_OP_DELETE:
+			return kv_send_json(ctx, 204, NULL, -1);
+		case KV_OP_LIST:
+			return kv_send_json(ctx, 200,
+								kv_json_keys(req->keys, req->nkeys,
+											 req->next_key, NULL),
+								-1);
+		case KV_OP_HEALTH:
+			return kv_send_json(ctx, 200,
+								kv_json_health(req->database ? req->database : ""),
+								-1);
+	}
+	return kv_send_error(ctx, 500, KV_ERR_INTERNAL, "unknown operation",
+						 NULL, false);
+}
+
+/*
+ * Hand a request to the main thread, wait for it, and write its reply.
+ * Takes ownership of 'req'.
+ */
+int
+kv_run_request(const KvHttpCtx *ctx, KvRequest *req)
+{
+	int			status;
+
+	if (!kvq_submit_and_wait(req, kv_limit_timeout_ms()))
+		return kv_send_error(ctx, 503, KV_ERR_UNAVAILABLE,
+							 "request timed out waiting for the database",
+							 NULL, false);
+	status = send_request_reply(ctx, req);
+	kvq_request_free(req);
+	return status;
+}

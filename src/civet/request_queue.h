@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ *
+ * request_queue.h
+ *	  The one interface between civetweb's threads and the worker's main
+ *	  thread: a request, its reply, and the queue that carries it.
+ *
+ * Included by both sides, so it uses plain C types only.  Every pointer in
+ * a KvRequest is malloc'd; the side that frees the request frees them.
+ *
+ * Ownership: a civetweb thread builds a request and submits it; from then
+ * until the main thread completes it, only the main thread touches it.  If
+ * the thread stops waiting (timeout), it marks the request abandoned under
+ * the queue mutex and forgets it; the main thread frees it on completion.
+ *
+ * IDENTIFICATION
+ *	  src/civet/request_queue.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVSERVER_REQUEST_QUEUE_H
+#define KVSERVER_REQUEST_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv_api.h"
+
+typedef enum KvOp
+{
+	KV_OP_GET,					/* GET and HEAD */
+	KV_OP_PUT,					/* upsert */
+	KV_OP_CREATE,				/* POST /kv/: insert only */
+	KV_OP_DELETE,
+	KV_OP_LIST,
+	KV_OP_HEALTH
+} KvOp;
+
+typedef enum KvReqState
+{
+	KV_REQ_NEW,
+	KV_REQ_QUEUED,
+	KV_REQ_RUNNING,				/* taken by the main thread */
+	KV_REQ_DONE,
+	KV_REQ_ABANDONED			/* the waiting thread gave up */
+} KvReqState;
+
+/* If-Match / If-None-Match values; versions themselves are >= 1 */
+#define KV_MATCH_NONE	INT64_C(-1)
+#define KV_MATCH_ANY	INT64_C(0)
+
+typedef struct KvRequest
+{
+	/* the request, filled by the civetweb thread */
+	KvOp		op;
+	char	   *key;			/* decoded, NUL-terminated, validated */
+	size_t		key_len;
+	char	   *value;			/* PUT/CREATE body */
+	size_t		value_len;
+	char	   *content_type;	/* NULL: none given */
+	int64_t		ttl_seconds;	/* 0: no expiry */
+	int64_t		if_match;		/* KV_MATCH_NONE, KV_MATCH_ANY or a version */
+	bool		create_only;	/* POST, or PUT with If-None-Match: * */
+	int64_t		if_none_match;	/* GET: answer 304 for this version */
+	char	   *prefix;			/* LIST */
+	char	   *after;			/* LIST; NULL: from the start */
+	int			limit;			/* LIST */
+
+	/* the reply, filled by the main thread */
+	int			status;
+	KvError		error;
+	char	   *message;		/* error text */
+	char	   *reply_value;	/* GET */
+	size_t		reply_value_len;
+	char	   *reply_content_type;
+	int64_t		version;		/* GET/PUT/CREATE: the ETag */
+	int64_t		expires_at;		/* unix microseconds, 0 = never */
+	bool		cache_hit;
+	char	  **keys;			/* LIST */
+	int			nkeys;
+	char	   *next_key;		/* LIST: NULL when no more */
+	char	   *database;		/* HEALTH */
+
+	/* when the waiting thread gives up: CLOCK_MONOTONIC, milliseconds */
+	int64_t		deadline_ms;
+
+	/* bookkeeping, under the queue mutex */
+	KvReqState	state;
+	pthread_cond_t done_cv;
+	struct KvRequest *next;
+} KvRequest;
+
+/* either side, on a request it owns */
+extern KvRequest *kvq_request_new(KvOp op);
+extern void kvq_request_free(KvRequest *req);
+extern void kvq_set_error(KvRequest *req, int status, KvError error,
+						  const char *message);
+extern void kvq_reply_clear(KvRequest *req);
+
+/* civetweb threads */
+extern bool kvq_submit_and_wait(KvRequest *req, int timeout_ms);
+
+/* main thread */
+extern int	kvq_open(void);
+extern int	kvq_eventfd(void);
+extern KvRequest *kvq_take_all(int max);
+extern void kvq_complete(KvRequest *req);
+extern void kvq_fail(KvRequest *req, int status, KvError error,
+					 const char *message);
+extern void kvq_close(const char *message);
+extern void kvq_reopen(void);
+extern int	kvq_depth(void);
+extern int64_t kvq_now_ms(void);
+
+#endif							/* KVSERVER_REQUEST_QUEUE_H */

@@ -1,0 +1,486 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  Serve the requests civetweb's threads queued, in batches, on the
+ *	  worker's main thread: the transactions, the subtransaction around
+ *	  each request, group commit, and retries of requests that met a lock.
+ *
+ * Batches.  Everything queued is taken at once (up to MAX_BATCH).  Writes
+ * run first, in one transaction, each in its own subtransaction: a failing
+ * request is answered alone and its neighbours go on.  One commit, one WAL
+ * flush, for the whole batch (group commit), and only then are the writes
+ * answered, so a 2xx always means committed.  Reads follow in a second
+ * transaction that sees those commits: the cache first (most hits never get
+ * here: cache_fastpath.c serves them on the civetweb thread), then all of
+ * the batch's misses in one statement.
+ *
+ * Locks.  The worker runs with lock_timeout = KV_LOCK_WAIT_MS: a
+ * request blocked by another session's lock is rolled back to its
+ * subtransaction and deferred, then retried every KV_RETRY_MS until its
+ * client's deadline, so it cannot stall the batch.
+ *
+ * State: batch[] and the deferred list belong to the main thread; a
+ * request in either is RUNNING in request_queue.c terms, so no civetweb
+ * thread touches it until it is completed.
+ *
+ * IDENTIFICATION
+ *	  src/pg/batch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "batch.h"
+#include "cache.h"
+#include "execute.h"
+#include "kvserver.h"
+#include "metrics.h"
+#include "request_queue.h"
+#include "store.h"
+
+#define MAX_BATCH 256
+
+/* The batch being served; an entry is set to NULL once answered. */
+static KvRequest *batch[MAX_BATCH];
+static bool batch_retry[MAX_BATCH];
+static int	batch_len = 0;
+
+/* Requests put off because of a lock, oldest first. */
+static KvRequest *deferred = NULL;
+static int	ndeferred = 0;
+
+static void process_batch(KvRequest *list);
+
+/*---- answering ----*/
+
+static void
+answer(int i)
+{
+	kvq_complete(batch[i]);
+	batch[i] = NULL;
+}
+
+static void
+answer_batch_with(int status, KvError error, const char *message)
+{
+	int			i;
+
+	for (i = 0; i < batch_len; i++)
+	{
+		if (batch[i] != NULL)
+		{
+			kvq_fail(batch[i], status, error, message);
+			batch[i] = NULL;
+		}
+	}
+}
+
+/* Shutdown: answer the batch in progress and every deferred request. */
+void
+kv_batch_fail_all(const char *message)
+{
+	answer_batch_with(503, KV_ERR_UNAVAILABLE, message);
+	while (deferred != NULL)
+	{
+		KvRequest  *next = deferred->next;
+
+		kvq_fail(deferred, 503, KV_ERR_UNAVAILABLE, message);
+		deferred = next;
+	}
+	ndeferred = 0;
+}
+
+bool
+kv_batch_has_deferred(void)
+{
+	return deferred != NULL;
+}
+
+/*
+ * Answer batch[i], or put it off if it is to be retried.
+ */
+static void
+finish(int i)
+{
+	if (batch_retry[i])
+	{
+		batch[i]->next = NULL;
+		if (deferred == NULL)
+			deferred = batch[i];
+		else
+		{
+			KvRequest  *tail = deferred;
+
+			while (tail->next)
+				tail = tail->next;
+			tail->next = batch[i];
+		}
+		ndeferred++;
+		batch[i] = NULL;
+		return;
+	}
+	answer(i);
+}
+
+/* A request whose client has stopped waiting is answered, not run late. */
+static bool
+past_deadline(int i)
+{
+	if (kvq_now_ms() < batch[i]->deadline_ms)
+		return false;
+	kvq_fail(batch[i], 503, KV_ERR_UNAVAILABLE,
+			 "request timed out waiting for the database");
+	batch[i] = NULL;
+	return true;
+}
+
+/*---- the queue ----*/
+
+/*
+ * Serve everything queued, with the deferred requests in front; those
+ * are retried once per call, so a locked row costs one retry a round.
+ */
+void
+kv_batch_serve_queue(void)
+{
+	bool		retried = false;
+
+	for (;;)
+	{
+		KvRequest  *list = kvq_take_all(MAX_BATCH - ndeferred);
+
+		if (list == NULL && (deferred == NULL || retried))
+			break;
+		if (deferred != NULL)
+		{
+			KvRequest  *tail = deferred;
+
+			while (tail->next)
+				tail = tail->next;
+			tail->next = list;
+			list = deferred;
+			deferred = NULL;
+			ndeferred = 0;
+			retried = true;
+		}
+		process_batch(list);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*---- transactions ----*/
+
+/*
+ * Start a transaction with a snapshot and SPI, and find kv_store.  Returns
+ * its OID; or InvalidOid with *why saying what is wrong (extension not
+ * created, or not usable here), after ending the transaction.
+ */
+Oid
+kv_store_xact_begin(char **why)
+{
+	Oid			nspid;
+	Oid			relid = InvalidOid;
+
+	*why = NULL;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kvserver: SPI_connect failed");
+
+	nspid = store_namespace_of_extension();
+	if (!OidIsValid(nspid))
+		*why = psprintf("extension \"kvserver\" is not installed in database \"%s\": run CREATE EXTENSION kvserver there",
+						kvserver_database);
+	else if (GetDatabaseEncoding() != PG_UTF8)
+		*why = psprintf("database \"%s\" must use the UTF8 encoding for kvserver",
+						kvserver_database);
+	else
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			relid = store_prepare(nspid);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			*why = psprintf("kvserver is not usable: %s", edata->message);
+			relid = InvalidOid;
+		}
+		PG_END_TRY();
+	}
+
+	if (!OidIsValid(relid))
+	{
+		/* keep the reason past the transaction's memory */
+		*why = MemoryContextStrdup(TopMemoryContext, *why);
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		return InvalidOid;
+	}
+	kvcache_bind_table(relid);
+	return relid;
+}
+
+void
+kv_store_xact_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Begin a batch's transaction, or answer the whole batch with 503. */
+static Oid
+begin_batch_xact(void)
+{
+	char	   *why;
+	Oid			relid = kv_store_xact_begin(&why);
+
+	if (!OidIsValid(relid))
+	{
+		answer_batch_with(503, KV_ERR_UNAVAILABLE, why);
+		pfree(why);
+	}
+	return relid;
+}
+
+/*---- subtransactions ----*/
+
+/*
+ * Run fn(arg) in a subtransaction, as PL/pgSQL runs an exception block: an
+ * error rolls back this work alone and becomes the answer of each of the
+ * n requests batch[idx[]] it was for; a lock timeout, while their clients
+ * still wait, marks them for a retry instead.
+ */
+static void
+run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			k;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		for (k = 0; k < n; k++)
+		{
+			KvRequest  *req = batch[idx[k]];
+
+			/* forget any half-built reply */
+			kvq_reply_clear(req);
+			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+				kvq_now_ms() + KV_LOCK_WAIT_MS < req->deadline_ms)
+				batch_retry[idx[k]] = true;
+			else
+				kv_exec_db_error(req, edata);
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+typedef struct OneRequest
+{
+	int			i;
+	Oid			relid;
+} OneRequest;
+
+static void
+exec_one(void *arg)
+{
+	OneRequest *one = (OneRequest *) arg;
+
+	kv_exec_request(batch[one->i], one->relid);
+}
+
+/* Run batch[i] in its own subtransaction. */
+static void
+run_isolated(int i, Oid relid)
+{
+	OneRequest	one = {i, relid};
+
+	run_in_subxact(exec_one, &one, &i, 1);
+}
+
+/*
+ * The batch's GET misses, read with one statement; an error fails the
+ * group as a whole, like a single request's error.
+ */
+typedef struct GetGroup
+{
+	KvRequest **reqs;
+	int			n;
+	Oid			relid;
+} GetGroup;
+
+static void
+exec_get_group(void *arg)
+{
+	GetGroup   *g = (GetGroup *) arg;
+
+	kv_exec_get_many(g->reqs, g->n, g->relid);
+}
+
+static void
+run_get_group(int *idx, int n, Oid relid)
+{
+	GetGroup	g;
+	int			k;
+
+	g.reqs = palloc(sizeof(KvRequest *) * n);
+	g.n = n;
+	g.relid = relid;
+	for (k = 0; k < n; k++)
+		g.reqs[k] = batch[idx[k]];
+	run_in_subxact(exec_get_group, &g, idx, n);
+}
+
+/*---- one batch ----*/
+
+/*
+ * Writes in one transaction, one commit; then answer them.  False when
+ * the transaction could not begin (the whole batch is answered then).
+ */
+static bool
+run_writes(void)
+{
+	MemoryContext oldcxt;
+	Oid			relid;
+	int			i;
+
+	relid = begin_batch_xact();
+	if (!OidIsValid(relid))
+		return false;
+	for (i = 0; i < batch_len; i++)
+		if (batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i))
+			run_isolated(i, relid);
+
+	/* one commit for the whole batch; only then answer the writes */
+	oldcxt = CurrentMemoryContext;
+	PG_TRY();
+	{
+		kv_store_xact_end();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char		msg[512];
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		snprintf(msg, sizeof(msg), "commit failed: %s", edata->message);
+		for (i = 0; i < batch_len; i++)
+			if (batch[i] && kv_exec_is_write(batch[i]) && !batch_retry[i] &&
+				batch[i]->error == KV_ERR_NONE)
+				kvq_set_error(batch[i], 500, KV_ERR_INTERNAL, msg);
+		ereport(LOG, (errmsg("kvserver %s", msg)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	for (i = 0; i < batch_len; i++)
+		if (batch[i] && kv_exec_is_write(batch[i]))
+			finish(i);
+	return true;
+}
+
+/* Reads in a transaction that sees the writes just committed. */
+static void
+run_reads(void)
+{
+	int			misses[MAX_BATCH];
+	int			nmisses = 0;
+	Oid			relid;
+	int			i;
+
+	relid = begin_batch_xact();
+	if (!OidIsValid(relid))
+		return;
+
+	for (i = 0; i < batch_len; i++)
+	{
+		if (batch[i] == NULL || past_deadline(i))
+			continue;
+		if (batch[i]->op == KV_OP_GET)
+		{
+			if (kv_exec_cached_get(batch[i], relid))
+				answer(i);
+			else
+				misses[nmisses++] = i;
+			continue;
+		}
+		run_isolated(i, relid);
+		finish(i);
+	}
+	if (nmisses == 1)
+		run_isolated(misses[0], relid);
+	else if (nmisses > 1)
+		run_get_group(misses, nmisses, relid);
+	for (i = 0; i < nmisses; i++)
+		finish(misses[i]);
+	kv_store_xact_end();
+}
+
+static void
+process_batch(KvRequest *list)
+{
+	bool		have_writes = false;
+	bool		have_reads = false;
+
+	batch_len = 0;
+	while (list != NULL)
+	{
+		KvRequest  *next = list->next;
+
+		list->next = NULL;
+		batch_retry[batch_len] = false;
+		batch[batch_len++] = list;
+		if (kv_exec_is_write(list))
+			have_writes = true;
+		else
+			have_reads = true;
+		list = next;
+	}
+	pgstat_report_activity(STATE_RUNNING, "kvserver: serving a batch of requests");
+	kv_metrics_batch(batch_len);
+
+	if ((!have_writes || run_writes()) && have_reads)
+		run_reads();
+
+	batch_len = 0;
+	pgstat_report_stat(false);
+}

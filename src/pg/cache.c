@@ -1,0 +1,479 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *	  The shared-memory LRU cache in front of kv_store: partitions, their
+ *	  locks, counters, and the rules that keep it coherent with the table.
+ *
+ * kvserver.cache_size bytes of shared memory are split into
+ * KVCACHE_PARTITIONS partitions by key hash.  Each partition is a
+ * cache_core.c structure (hash table, LRU, block allocator) guarded by its
+ * own LWLock from the "kvserver" tranche.  Hit, miss and skipped-fill
+ * counters are pg_atomic_uint64 so they can be bumped without the lock.
+ *
+ * Coherence: the cache must never return a value older than the newest
+ * commit.  Each partition carries
+ *	  - generation: bumped whenever entries are invalidated;
+ *	  - writers: transactions that wrote keys of this partition and are
+ *		between PRE_COMMIT and the end of their commit (invalidate.c).
+ * A lookup in a partition with writers > 0 is a miss, because a commit
+ * may already be visible whose invalidation has not run yet.  A reader
+ * that misses takes a fill token (the generation) *before* it reads the
+ * table, and fills only if, under the lock, the generation is unchanged
+ * and no writer is in flight: then no commit became visible between its
+ * read and its fill.  The cache is also bound to one kv_store relation
+ * OID, so a DROP and CREATE EXTENSION cannot resurrect old entries.
+ *
+ * Locking: every partition's contents are changed only with its LWLock
+ * held exclusively (a hit reorders the LRU, so lookups take it exclusively
+ * too), and every change of entries is bracketed by seq_begin/seq_end so
+ * that the lock-free readers of cache_fastpath.c can detect it.  kvcache_bind_table and
+ * kvcache_reset take all partition locks in index order.  Callers never
+ * hold a partition lock across calls into this file.
+ *
+ * IDENTIFICATION
+ *	  src/pg/cache.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "cache.h"
+#include "cache_core.h"
+#include "cache_shared.h"
+#include "kvserver.h"
+
+static KvCacheShared *kv_cache = NULL;
+
+/* The partitions' LWLocks, from the "kvserver" tranche. */
+static LWLock *part_locks[KVCACHE_PARTITIONS];
+
+static Size
+partition_bytes(void)
+{
+	Size		total = (Size) kvserver_cache_size_kb * 1024;
+
+	return MAXALIGN_DOWN(total / KVCACHE_PARTITIONS);
+}
+
+static Size
+shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(KvCacheShared));
+
+	if (kvserver_cache_size_kb > 0)
+		size = add_size(size, mul_size(partition_bytes(), KVCACHE_PARTITIONS));
+	return size;
+}
+
+void
+kvcache_shmem_request(void)
+{
+	RequestAddinShmemSpace(shmem_size());
+	RequestNamedLWLockTranche("kvserver", KVCACHE_PARTITIONS);
+}
+
+void
+kvcache_shmem_startup(void)
+{
+	bool		found;
+	int			i;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kv_cache = ShmemInitStruct("kvserver cache", shmem_size(), &found);
+	for (i = 0; i < KVCACHE_PARTITIONS; i++)
+		part_locks[i] = &GetNamedLWLockTranche("kvserver")[i].lock;
+	if (!found)
+	{
+		uint32		nblocks = kvc_blocks_fitting(partition_bytes());
+
+		memset(kv_cache, 0, sizeof(KvCacheShared));
+		kv_cache->npartitions = (kvserver_cache_size_kb > 0 && nblocks >= 64)
+			? KVCACHE_PARTITIONS : 0;
+		kv_cache->partition_bytes = partition_bytes();
+		pg_atomic_init_u32(&kv_cache->table_oid, InvalidOid);
+		pg_atomic_init_u64(&kv_cache->hits, 0);
+		pg_atomic_init_u64(&kv_cache->misses, 0);
+		pg_atomic_init_u64(&kv_cache->fills_skipped, 0);
+		for (i = 0; i < KVCACHE_PARTITIONS; i++)
+		{
+			KvCachePartition *part = &kv_cache->parts[i];
+
+			pg_atomic_init_u64(&part->seq, 0);
+			pg_atomic_init_u64(&part->generation, 0);
+			pg_atomic_init_u32(&part->writers, 0);
+			pg_atomic_init_u32(&part->hit_ring_pos, 0);
+			for (int j = 0; j < KVCACHE_HIT_RING; j++)
+				pg_atomic_init_u64(&part->hit_ring[j], 0);
+			part->offset = MAXALIGN(sizeof(KvCacheShared)) +
+				(Size) i * kv_cache->partition_bytes;
+			if (kv_cache->npartitions > 0)
+				kvc_init((KvcPartition *) ((char *) kv_cache + part->offset),
+						 nblocks);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Is the cache's shared memory here at all (kvserver preloaded)? */
+bool
+kvcache_attached(void)
+{
+	return kv_cache != NULL;
+}
+
+bool
+kvcache_available(void)
+{
+	return kv_cache != NULL && kv_cache->npartitions > 0;
+}
+
+static inline KvcPartition *
+core_of(KvCachePartition *part)
+{
+	return (KvcPartition *) ((char *) kv_cache + part->offset);
+}
+
+uint64
+kvcache_hash(const char *key, size_t key_len)
+{
+	return kvc_hash(key, key_len);
+}
+
+int
+kvcache_partition_of(uint64 hash)
+{
+	/* high bits pick the partition; cache_core uses the low ones */
+	return KVCACHE_PARTITION_OF(hash);
+}
+
+/* The shared struct, for cache_fastpath.c's kvfast_attach(). */
+void *
+kvcache_shared(void)
+{
+	return kvcache_available() ? kv_cache : NULL;
+}
+
+/* Bracket a change of a partition's entries; caller holds its lock. */
+static inline void
+seq_begin(KvCachePartition *part)
+{
+	pg_atomic_fetch_add_u64(&part->seq, 1);		/* odd: full barrier */
+}
+
+static inline void
+seq_end(KvCachePartition *part)
+{
+	pg_atomic_fetch_add_u64(&part->seq, 1);		/* even: full barrier */
+}
+
+/*
+ * Move entries hit by lock-free readers to the front of the LRU.  Caller
+ * holds the partition lock exclusively.  Touching changes only LRU links,
+ * which lock-free readers never follow, so no seq bump is needed.
+ */
+static void
+do_apply_hit_ring(KvCachePartition *part, KvcPartition *core)
+{
+	int			i;
+
+	for (i = 0; i < KVCACHE_HIT_RING; i++)
+	{
+		uint64		hash;
+
+		/* a plain read first: most slots are empty on most calls */
+		if (pg_atomic_read_u64(&part->hit_ring[i]) == 0)
+			continue;
+		hash = pg_atomic_exchange_u64(&part->hit_ring[i], 0);
+		if (hash != 0)
+			kvc_touch_hash(core, hash);
+	}
+}
+
+/* Empty every partition; caller holds all partition locks. */
+static void
+do_clear_all(void)
+{
+	int			i;
+
+	for (i = 0; i < kv_cache->npartitions; i++)
+	{
+		KvCachePartition *part = &kv_cache->parts[i];
+
+		seq_begin(part);
+		kvc_clear(core_of(part));
+		seq_end(part);
+		pg_atomic_fetch_add_u64(&part->generation, 1);
+	}
+}
+
+static void
+lock_all(void)
+{
+	int			i;
+
+	for (i = 0; i < kv_cache->npartitions; i++)
+		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
+}
+
+static void
+unlock_all(void)
+{
+	int			i;
+
+	for (i = kv_cache->npartitions - 1; i >= 0; i--)
+		LWLockRelease(part_locks[i]);
+}
+
+/*
+ * Make the cache hold entries of kv_store relation 'relid' only.  When the
+ * table was dropped and created again, everything cached is from the old
+ * one and is thrown away.
+ */
+void
+kvcache_bind_table(Oid relid)
+{
+	if (!kvcache_available() ||
+		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
+		return;
+	lock_all();
+	if (pg_atomic_read_u32(&kv_cache->table_oid) != relid)
+	{
+		do_clear_all();
+		pg_atomic_write_u32(&kv_cache->table_oid, relid);
+	}
+	unlock_all();
+}
+
+bool
+kvcache_bound_to(Oid relid)
+{
+	return kvcache_available() &&
+		pg_atomic_read_u32(&kv_cache->table_oid) == relid;
+}
+
+/*
+ * kv_store 'relid' was dropped (and the dropping transaction committed):
+ * forget its entries, and serve nothing from the cache until some session
+ * binds it to a new table.
+ */
+void
+kvcache_unbind_table(Oid relid)
+{
+	if (!kvcache_available() ||
+		pg_atomic_read_u32(&kv_cache->table_oid) != relid)
+		return;
+	lock_all();
+	do_clear_all();
+	pg_atomic_write_u32(&kv_cache->table_oid, InvalidOid);
+	unlock_all();
+}
+
+/*
+ * Look a key up.  On a hit, copy it out with 'alloc' (palloc in a backend,
+ * malloc in the worker, which hands it to a civetweb thread) and return
+ * true.  An expired entry is removed and counts as a miss.
+ */
+bool
+kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
+			   KvCachedValue *out)
+{
+	uint64		hash;
+	KvCachePartition *part;
+	KvcPartition *core;
+	uint32		idx;
+	bool		hit = false;
+
+	if (!kvcache_available())
+		return false;
+	hash = kvc_hash(key, key_len);
+	part = &kv_cache->parts[kvcache_partition_of(hash)];
+	core = core_of(part);
+
+	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	do_apply_hit_ring(part, core);
+	if (pg_atomic_read_u32(&part->writers) == 0 &&
+		pg_atomic_read_u32(&kv_cache->table_oid) == relid &&
+		(idx = kvc_lookup(core, hash, key, key_len)) != KVC_NONE)
+	{
+		const KvcEntry *e = kvc_entry(core, idx);
+
+		if (e->expires_at != 0 && e->expires_at <= GetCurrentTimestamp())
+		{
+			seq_begin(part);
+			kvc_remove(core, hash, key, key_len);
+			seq_end(part);
+		}
+		else
+		{
+			out->value = alloc(e->value_len + 1);
+			kvc_read_value(core, idx, out->value);
+			out->value[e->value_len] = '\0';
+			out->value_len = e->value_len;
+			out->content_type = NULL;
+			if (e->ct_len > 0)
+			{
+				out->content_type = alloc(e->ct_len + 1);
+				kvc_read_content_type(core, idx, out->content_type);
+				out->content_type[e->ct_len] = '\0';
+			}
+			out->version = e->version;
+			out->expires_at = e->expires_at;
+			kvc_touch(core, idx);
+			hit = true;
+		}
+	}
+	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
+
+	pg_atomic_fetch_add_u64(hit ? &kv_cache->hits : &kv_cache->misses, 1);
+	return hit;
+}
+
+/*
+ * Take before reading the table on a miss; pass to kvcache_fill after.
+ * The barrier keeps the generation read ahead of the table read.
+ */
+uint64
+kvcache_fill_token(const char *key, size_t key_len)
+{
+	uint64		token;
+
+	if (!kvcache_available())
+		return 0;
+	token = pg_atomic_read_u64(
+							   &kv_cache->parts[kvcache_partition_of(kvc_hash(key, key_len))].generation);
+	pg_memory_barrier();
+	return token;
+}
+
+/* Cache a value read from the table, unless a write may have overtaken it. */
+void
+kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
+			 const char *value, size_t value_len, const char *content_type,
+			 int64 version, TimestampTz expires_at)
+{
+	uint64		hash;
+	KvCachePartition *part;
+	size_t		ct_len = content_type ? strlen(content_type) : 0;
+	bool		filled = false;
+
+	if (!kvcache_available())
+		return;
+	hash = kvc_hash(key, key_len);
+	part = &kv_cache->parts[kvcache_partition_of(hash)];
+	if (!kvc_fits(core_of(part), key_len, ct_len, value_len))
+		return;
+
+	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	do_apply_hit_ring(part, core_of(part));
+	if (pg_atomic_read_u64(&part->generation) == token &&
+		pg_atomic_read_u32(&part->writers) == 0 &&
+		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
+	{
+		seq_begin(part);
+		filled = kvc_insert(core_of(part), hash, key, key_len,
+							content_type, ct_len, value, value_len,
+							version, expires_at);
+		seq_end(part);
+	}
+	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
+
+	if (!filled)
+		pg_atomic_fetch_add_u64(&kv_cache->fills_skipped, 1);
+}
+
+/* A committing transaction wrote keys of 'partition' (PRE_COMMIT). */
+void
+kvcache_writes_begin(int partition)
+{
+	if (!kvcache_available())
+		return;
+	pg_atomic_fetch_add_u32(&kv_cache->parts[partition].writers, 1);
+}
+
+/*
+ * That transaction's commit is over (or it aborted): drop its keys from
+ * the partition (all of them if 'remove_all'), move the generation so that
+ * fills begun before now are refused, and let lookups use it again.
+ */
+void
+kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
+				   bool remove_all)
+{
+	KvCachePartition *part;
+	int			i;
+
+	if (!kvcache_available())
+		return;
+	part = &kv_cache->parts[partition];
+	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
+	seq_begin(part);
+	if (remove_all)
+		kvc_clear(core_of(part));
+	else
+	{
+		for (i = 0; i < nhashes; i++)
+			if (kvcache_partition_of(hashes[i]) == partition)
+				kvc_remove_hash(core_of(part), hashes[i]);
+	}
+	seq_end(part);
+	pg_atomic_fetch_add_u64(&part->generation, 1);
+	pg_atomic_fetch_sub_u32(&part->writers, 1);
+	LWLockRelease(part_locks[partition]);
+}
+
+/* kv_cache_reset(): empty the cache and zero its counters. */
+void
+kvcache_reset(void)
+{
+	int			i;
+
+	if (!kvcache_available())
+		return;
+	lock_all();
+	do_clear_all();
+	for (i = 0; i < kv_cache->npartitions; i++)
+		core_of(&kv_cache->parts[i])->evictions = 0;
+	pg_atomic_write_u64(&kv_cache->hits, 0);
+	pg_atomic_write_u64(&kv_cache->misses, 0);
+	pg_atomic_write_u64(&kv_cache->fills_skipped, 0);
+	unlock_all();
+}
+
+void
+kvcache_stats(KvCacheStats *stats)
+{
+	int			i;
+
+	memset(stats, 0, sizeof(*stats));
+	stats->enabled = kvcache_available();
+	if (!stats->enabled)
+		return;
+	stats->capacity_bytes = (int64) kv_cache->partition_bytes * kv_cache->npartitions;
+	for (i = 0; i < kv_cache->npartitions; i++)
+	{
+		KvCachePartition *part = &kv_cache->parts[i];
+		KvcPartition *core = core_of(part);
+
+		LWLockAcquire(part_locks[i], LW_SHARED);
+		stats->entries += core->entries;
+		stats->payload_bytes += core->payload_bytes;
+		stats->evictions += core->evictions;
+		stats->used_bytes += kvc_used_bytes(core);
+		if (i == 0)
+			stats->max_cached_value = (int64) core->max_entry_blocks * KVC_BLOCK_SIZE
+				- (int64) sizeof(KvcEntry);
+		LWLockRelease(part_locks[i]);
+	}
+	stats->hits = pg_atomic_read_u64(&kv_cache->hits);
+	stats->misses = pg_atomic_read_u64(&kv_cache->misses);
+	stats->fills_skipped = pg_atomic_read_u64(&kv_cache->fills_skipped);
+	if (stats->entries > 0)
+		stats->overhead_per_entry =
+			(double) (stats->used_bytes - stats->payload_bytes) / stats->entries;
+}

@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.h
+ *	  The shared-memory cache as the server sees it (src/cache.c).
+ *
+ * IDENTIFICATION
+ *	  src/pg/cache.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVSERVER_CACHE_H
+#define KVSERVER_CACHE_H
+
+#include "datatype/timestamp.h"
+
+#include "cache_shared.h"
+
+
+typedef struct KvCacheStats
+{
+	bool		enabled;
+	int64		capacity_bytes;
+	int64		used_bytes;		/* blocks in use, with their overhead */
+	int64		payload_bytes;	/* key + content type + value bytes */
+	int64		entries;
+	int64		hits;
+	int64		misses;
+	int64		evictions;
+	int64		fills_skipped;
+	int64		max_cached_value;
+	double		overhead_per_entry;
+} KvCacheStats;
+
+/* A value read from the cache, in memory from the caller's allocator. */
+typedef struct KvCachedValue
+{
+	char	   *value;
+	size_t		value_len;
+	char	   *content_type;	/* NULL: none */
+	int64		version;
+	TimestampTz expires_at;		/* 0: never */
+} KvCachedValue;
+
+typedef void *(*KvAllocFn) (Size size);
+
+extern void kvcache_shmem_request(void);
+extern void kvcache_shmem_startup(void);
+extern bool kvcache_attached(void);
+extern bool kvcache_available(void);
+extern void kvcache_bind_table(Oid relid);
+extern bool kvcache_bound_to(Oid relid);
+
+extern bool kvcache_lookup(Oid relid, const char *key, size_t key_len,
+						   KvAllocFn alloc, KvCachedValue *out);
+extern uint64 kvcache_fill_token(const char *key, size_t key_len);
+extern void kvcache_fill(Oid relid, const char *key, size_t key_len,
+						 uint64 token, const char *value, size_t value_len,
+						 const char *content_type, int64 version,
+						 TimestampTz expires_at);
+
+/* Coherence, for invalidate.c */
+extern uint64 kvcache_hash(const char *key, size_t key_len);
+extern int	kvcache_partition_of(uint64 hash);
+extern void kvcache_writes_begin(int partition);
+extern void kvcache_writes_end(int partition, const uint64 *hashes,
+							   int nhashes, bool remove_all);
+
+extern void *kvcache_shared(void);
+extern void kvcache_unbind_table(Oid relid);
+extern void kvcache_reset(void);
+extern void kvcache_stats(KvCacheStats *stats);
+
+#endif							/* KVSERVER_CACHE_H */

@@ -1,0 +1,192 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvserver.c
+ *	  Module load: settings, shared-memory hooks, the background worker.
+ *
+ * Under shared_preload_libraries, _PG_init defines the kvserver.* GUCs,
+ * asks for the cache's shared memory and LWLocks (PG 15's
+ * shmem_request_hook is the only place allowed to), and registers the HTTP
+ * worker.  Loaded any other way (a session calling kv_get without
+ * preloading), it defines the GUCs only: the SQL functions then work
+ * without a cache, and kv_stats() says so.
+ *
+ * IDENTIFICATION
+ *	  src/pg/kvserver.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "cache.h"
+#include "kvserver.h"
+
+PG_MODULE_MAGIC;
+
+/*---- GUC variables ----*/
+char	   *kvserver_listen_addresses = NULL;
+int			kvserver_port = KV_DEFAULT_PORT;
+char	   *kvserver_database = NULL;
+int			kvserver_http_threads = KV_DEFAULT_HTTP_THREADS;
+int			kvserver_cache_size_kb = KV_DEFAULT_CACHE_SIZE_KB;
+int			kvserver_max_key_length = KV_DEFAULT_MAX_KEY_LENGTH;
+int			kvserver_max_value_size = KV_DEFAULT_MAX_VALUE_SIZE;
+int			kvserver_request_timeout_ms = KV_DEFAULT_REQUEST_TIMEOUT_MS;
+int			kvserver_expire_interval_s = KV_DEFAULT_EXPIRE_INTERVAL_S;
+
+/*---- Saved hook values ----*/
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*---- Function declarations ----*/
+void		_PG_init(void);
+
+static void kv_shmem_request(void);
+static void kv_shmem_startup(void);
+static void define_gucs(void);
+static void register_worker(void);
+
+void
+_PG_init(void)
+{
+	define_gucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = kv_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = kv_shmem_startup;
+
+	kv_invalidate_init();
+	register_worker();
+}
+
+static void
+define_gucs(void)
+{
+	/*
+	 * Settings fixed at server start can only be defined while preloading;
+	 * loaded later (no cache, no worker), they are shown but read-only.
+	 */
+	GucContext	at_start = process_shared_preload_libraries_in_progress
+		? PGC_POSTMASTER : PGC_INTERNAL;
+
+	DefineCustomStringVariable("kvserver.listen_addresses",
+							   "Addresses the HTTP server listens on.",
+							   "Comma-separated; \"*\" for all IPv4 addresses; empty disables HTTP.",
+							   &kvserver_listen_addresses,
+							   KV_DEFAULT_LISTEN_ADDRESSES,
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.port",
+							"TCP port of the HTTP server.",
+							NULL,
+							&kvserver_port,
+							KV_DEFAULT_PORT, 1, 65535,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("kvserver.database",
+							   "Database the kvserver worker connects to.",
+							   "CREATE EXTENSION kvserver must be run in this database.",
+							   &kvserver_database,
+							   KV_DEFAULT_DATABASE,
+							   at_start,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.http_threads",
+							"Number of HTTP worker threads.",
+							"Each open connection holds one thread.",
+							&kvserver_http_threads,
+							KV_DEFAULT_HTTP_THREADS, 2, 4096,
+							at_start,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.cache_size",
+							"Size of the shared-memory cache.",
+							"0 disables the cache.",
+							&kvserver_cache_size_kb,
+							KV_DEFAULT_CACHE_SIZE_KB, 0, INT_MAX / 2,
+							at_start,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.max_key_length",
+							"Longest key accepted, in bytes.",
+							NULL,
+							&kvserver_max_key_length,
+							KV_DEFAULT_MAX_KEY_LENGTH, 1, 65536,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.max_value_size",
+							"Largest value accepted over HTTP.",
+							NULL,
+							&kvserver_max_value_size,
+							KV_DEFAULT_MAX_VALUE_SIZE, 0, 256 * 1024 * 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.request_timeout",
+							"How long an HTTP request may wait for the database.",
+							"Also how long an idle HTTP connection is kept open.",
+							&kvserver_request_timeout_ms,
+							KV_DEFAULT_REQUEST_TIMEOUT_MS, 100, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvserver.expire_interval",
+							"How often the worker deletes expired keys.",
+							"Expired keys are never returned, whatever this is; 0 leaves their rows in place.",
+							&kvserver_expire_interval_s,
+							KV_DEFAULT_EXPIRE_INTERVAL_S, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("kvserver");
+}
+
+static void
+kv_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	kvcache_shmem_request();
+}
+
+static void
+kv_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	kvcache_shmem_startup();
+}
+
+static void
+register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* after a crash or a failed start (port in use), try again soon */
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kvserver");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kvserver_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "kvserver http worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "kvserver");
+	RegisterBackgroundWorker(&worker);
+}

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvserver.h
+ *	  Settings and entry points shared by the server-side files of
+ *	  kvserver (the ones that include postgres.h).
+ *
+ * IDENTIFICATION
+ *	  src/pg/kvserver.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVSERVER_H
+#define KVSERVER_H
+
+#include "fmgr.h"
+
+#include "kv_api.h"
+
+/* GUC variables, defined in kvserver.c */
+extern char *kvserver_listen_addresses;
+extern int	kvserver_port;
+extern char *kvserver_database;
+extern int	kvserver_http_threads;
+extern int	kvserver_cache_size_kb;
+extern int	kvserver_max_key_length;
+extern int	kvserver_max_value_size;
+extern int	kvserver_request_timeout_ms;
+extern int	kvserver_expire_interval_s;
+
+/* worker.c */
+extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);
+
+/* invalidate.c */
+extern void kv_invalidate_init(void);
+extern bool kv_xact_wrote_store(void);
+
+#endif							/* KVSERVER_H */

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The thread boundary, checked on the object files: code under src/civet/
+# runs on civetweb's threads and must never call into PostgreSQL (no
+# palloc, ereport, SPI, LWLocks, latches, CHECK_FOR_INTERRUPTS...).  Its
+# files refuse postgres.h with #error; this checks what they actually link
+# against, whatever they include.
+#
+#   check_symbols.sh OBJ...       every symbol the objects leave undefined
+#                                 must be defined by one of them, or by a
+#                                 library the module links on that side
+#                                 (libc, libm, civetweb, jansson, the
+#                                 dynamic loader, libgcc); anything else,
+#                                 PostgreSQL's functions first of all, fails
+#   check_symbols.sh --self-test  proves the check catches a planted palloc()
+#                                 call and passes a plain malloc() one
+#
+# An allow-list, not a deny-list: a PostgreSQL symbol nobody thought of
+# still fails, because the server binary is not among the libraries.
+set -euo pipefail
+
+die() { printf 'check_symbols.sh: %s\n' "$*" >&2; exit 2; }
+
+# Symbols PostgreSQL's server exports that a reader will recognise, named
+# in the failure message to say why an unknown symbol is there.
+PG_HINT='^(palloc|palloc0|pfree|repalloc|psprintf|pstrdup|MemoryContext|CurrentMemoryContext|errstart|errfinish|errmsg|errcode|elog_|pg_re_throw|SPI_|LWLock|SpinLock|s_lock|ProcessInterrupts|InterruptPending|CHECK_FOR_INTERRUPTS|SetLatch|WaitLatch|ResetLatch|MyLatch|pg_atomic_|pg_snprintf|pg_printf|pg_fprintf|pg_vsnprintf|ExceptionalCondition)'
+
+lib_path() {
+	local name=$1 path
+	path=$(/sbin/ldconfig -p 2>/dev/null | awk -v n="$name" '$1 == n { print $NF; exit }')
+	[ -n "$path" ] || path=$(cc -print-file-name="$name" 2>/dev/null || true)
+	[ -n "$path" ] && [ -e "$path" ] || die "cannot find the shared library $name"
+	printf '%s\n' "$path"
+}
+
+# Symbols the allowed libraries define.
+allowed_symbols() {
+	local lib
+	for lib in libc.so.6 libm.so.6 libcivetweb.so.1 libjansson.so.4 libgcc_s.so.1; do
+		nm -D --defined-only "$(lib_path "$lib")" | awk 'NF >= 3 { print $3 }'
+	done
+	# the dynamic loader (__tls_get_addr and friends)
+	for lib in /lib64/ld-linux-x86-64.so.2 /lib/ld-linux-aarch64.so.1; do
+		[ -e "$lib" ] && nm -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }'
+	done
+	# linker-provided
+	printf '%s\n' _GLOBAL_OFFSET_TABLE_ __dso_handle
+}
+
+check() {
+	local objs=("$@") tmp rc=0 obj sym
+	[ "${#objs[@]}" -gt 0 ] || die "no object files given"
+	for obj in "${objs[@]}"; do
+		[ -f "$obj" ] || die "no such object file: $obj"
+	done
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	allowed_symbols | sed 's/@.*//' | sort -u >"$tmp/allowed"
+	nm --defined-only -g "${objs[@]}" 2>/dev/null | awk 'NF >= 3 { print $3 }' |
+		sort -u >>"$tmp/allowed"
+	sort -u -o "$tmp/allowed" "$tmp/allowed"
+	for obj in "${objs[@]}"; do
+		nm -u "$obj" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$tmp/undef"
+		comm -23 "$tmp/undef" "$tmp/allowed" >"$tmp/bad"
+		while IFS= read -r sym; do
+			[ -n "$sym" ] || continue
+			if printf '%s\n' "$sym" | grep -Eq "$PG_HINT"; then
+				printf 'BOUNDARY VIOLATION: %s references %s, a PostgreSQL symbol\n' "$obj" "$sym"
+			else
+				printf 'BOUNDARY VIOLATION: %s references %s, which no allowed library defines\n' "$obj" "$sym"
+			fi
+			rc=1
+		done <"$tmp/bad"
+	done
+	if [ "$rc" -eq 0 ]; then
+		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson and each other\n' "${#objs[@]}"
+	fi
+	return "$rc"
+}
+
+self_test() {
+	local tmp out
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	cat >"$tmp/planted.c" <<'C'
+extern void *palloc(unsigned long size);
+void *planted(void) { return palloc(16); }
+C
+	cat >"$tmp/clean.c" <<'C'
+#include <stdlib.h>
+void *clean(void) { return malloc(16); }
+C
+	cc -c -o "$tmp/planted.o" "$tmp/planted.c"
+	cc -c -o "$tmp/clean.o" "$tmp/clean.c"
+	if out=$(check "$tmp/planted.o" 2>&1); then
+		printf 'boundary self-test FAILED: a palloc() call was not caught\n%s\n' "$out"
+		return 1
+	fi
+	case $out in
+		*"references palloc, a PostgreSQL symbol"*) ;;
+		*) printf 'boundary self-test FAILED: unexpected report:\n%s\n' "$out"; return 1 ;;
+	esac
+	if ! out=$(check "$tmp/clean.o" 2>&1); then
+		printf 'boundary self-test FAILED: a malloc() call was refused\n%s\n' "$out"
+		return 1
+	fi
+	printf 'boundary self-test: a planted palloc() is caught, malloc() passes\n'
+}
+
+if [ "${1:-}" = --self-test ]; then
+	self_test
+else
+	check "$@"
+fi
