@@ -15,9 +15,10 @@
  * counted: the main thread counts it when it looks again.
  *
  * Readers never write the entries or the LRU list.  A hit's hash goes into
- * the partition's hit ring, and the next lock holder moves that entry to
- * the front of the LRU: an approximation that only loses touches when more
- * than KVCACHE_HIT_RING hits arrive between two writes.
+ * the partition's hit ring, and the next lookup or fill under the
+ * partition's lock (cache.c) moves that entry to the front of the LRU: an
+ * approximation that loses touches when more than KVCACHE_HIT_RING hits
+ * arrive between two such locked visits.
  *
  * Runs on civetweb threads: plain C and pg_atomic_* only.  It includes
  * c.h for the atomics and refuses to compile with postgres.h.

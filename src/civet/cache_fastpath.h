@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * cache_fastpath.h
- *	  Lock-free cache reads for civetweb threads (src/cache_fastpath.c).
+ *	  Lock-free cache reads for civetweb threads (src/civet/cache_fastpath.c).
  *
  * IDENTIFICATION
  *	  src/civet/cache_fastpath.h

@@ -14,8 +14,8 @@
  *	  generation  bumped on every invalidation; guards read-through fills
  *	  writers	  committing transactions that wrote keys of the partition
  *	  hit_ring	  hashes of lock-free hits, applied to the LRU order by the
- *				  next holder of the partition lock (readers cannot write
- *				  the LRU list themselves)
+ *				  next locked lookup or fill (readers cannot write the LRU
+ *				  list themselves)
  *
  * IDENTIFICATION
  *	  src/civet/cache_shared.h

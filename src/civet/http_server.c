@@ -11,7 +11,8 @@
  *
  * civetweb side: runs on civetweb threads, which must never call into
  * PostgreSQL; every file under src/civet/ refuses to compile if a
- * PostgreSQL header is included, and the test suite checks their object
+ * PostgreSQL header is included (cache_fastpath.c and cache_shared.h take
+ * c.h for the atomics and refuse postgres.h), and the test suite checks their object
  * files for PostgreSQL symbols.  Everything they need from the server side
  * arrives through request_queue.h (requests out, replies back) and
  * kv_http_set_limits() (settings).

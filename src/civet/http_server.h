@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * http_server.h
- *	  Start and stop the embedded civetweb server (src/http_server.c).
+ *	  Start and stop the embedded civetweb server (src/civet/http_server.c).
  *
  * Called from the worker's main thread only.  Plain C types, so the
  * worker (which includes postgres.h) and the HTTP glue (which must not)

@@ -2,7 +2,7 @@
  *
  * metrics.h
  *	  Counters of the HTTP server and the worker, rendered as Prometheus
- *	  text for GET /metrics (src/metrics.c).
+ *	  text for GET /metrics (src/civet/metrics.c).
  *
  * IDENTIFICATION
  *	  src/civet/metrics.h

@@ -75,7 +75,7 @@ typedef struct KvRequest
 	size_t		reply_value_len;
 	char	   *reply_content_type;
 	int64_t		version;		/* GET/PUT/CREATE: the ETag */
-	int64_t		expires_at;		/* unix microseconds, 0 = never */
+	int64_t		expires_at;		/* PostgreSQL timestamptz, 0 = never */
 	bool		cache_hit;
 	char	  **keys;			/* LIST */
 	int			nkeys;

@@ -446,9 +446,8 @@ run_reads(void)
 		run_isolated(i, relid);
 		finish(i);
 	}
-	if (nmisses == 1)
-		run_isolated(misses[0], relid);
-	else if (nmisses > 1)
+	/* already looked up in the cache above: straight to the table */
+	if (nmisses > 0)
 		run_get_group(misses, nmisses, relid);
 	for (i = 0; i < nmisses; i++)
 		finish(misses[i]);

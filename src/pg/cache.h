@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * cache.h
- *	  The shared-memory cache as the server sees it (src/cache.c).
+ *	  The shared-memory cache as the server sees it (src/pg/cache.c).
  *
  * IDENTIFICATION
  *	  src/pg/cache.h

@@ -98,22 +98,6 @@ get_from_row(KvRequest *req, Oid relid, uint64 token, const KvRow *row)
 	req->status = 200;
 }
 
-static void
-exec_get(KvRequest *req, Oid relid)
-{
-	KvRow		row;
-	uint64		token;
-
-	if (kv_exec_cached_get(req, relid))
-		return;
-	token = kvcache_fill_token(req->key, req->key_len);
-	store_get(req->key, req->key_len, &row);
-	if (!row.found)
-		kvq_set_error(req, 404, KV_ERR_NOT_FOUND, "key not found");
-	else
-		get_from_row(req, relid, token, &row);
-}
-
 /*
  * GET misses read with one statement (key = ANY ($1)) instead of one
  * statement and one subtransaction each.
@@ -245,7 +229,8 @@ kv_exec_request(KvRequest *req, Oid relid)
 	switch (req->op)
 	{
 		case KV_OP_GET:
-			exec_get(req, relid);
+			if (!kv_exec_cached_get(req, relid))
+				kv_exec_get_many(&req, 1, relid);
 			break;
 		case KV_OP_PUT:
 		case KV_OP_CREATE:

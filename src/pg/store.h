@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * store.h
- *	  Table access for kv_store through kept SPI plans (src/store.c).
+ *	  Table access for kv_store through kept SPI plans (src/pg/store.c).
  *
  * Every function expects an open transaction, an active snapshot and an
  * SPI connection.  Results point into SPI memory: copy them before the

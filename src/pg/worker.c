@@ -296,6 +296,7 @@ apply_settings(void)
 		ereport(LOG,
 				(errmsg("kvserver restarting its HTTP server for new kvserver.listen_addresses or kvserver.port")));
 		kvq_close("kvserver HTTP server is restarting");
+		kv_batch_fail_all("kvserver HTTP server is restarting");
 		kv_http_stop();
 		kvq_reopen();
 		start_http();
