@@ -1,9 +1,10 @@
 # kvserver: PGXS build.
 #
 #   make && make install     build and install the extension (kvserver.so,
-#                            control file, SQL scripts) into the PostgreSQL
-#                            found by pg_config; needs libcivetweb-dev and
-#                            libjansson-dev, nothing else
+#                            control file, SQL scripts, the OpenSSL shims
+#                            for HTTPS) into the PostgreSQL found by
+#                            pg_config; needs libcivetweb-dev,
+#                            libjansson-dev and libssl-dev, nothing else
 #   make installcheck        pg_regress in its own temporary instance, the
 #                            thread-boundary check, the cache unit tests and
 #                            the TAP tests, against the installed extension
@@ -25,6 +26,7 @@ CIVET_OBJS = \
 	src/civet/cache_fastpath.o \
 	src/civet/dashboard_html.o \
 	src/civet/http_admin.o \
+	src/civet/http_auth.o \
 	src/civet/http_keys.o \
 	src/civet/http_parse.o \
 	src/civet/http_reply.o \
@@ -36,24 +38,27 @@ CIVET_OBJS = \
 
 # Runs in PostgreSQL processes: the worker's main thread and backends.
 PG_OBJS = \
+	src/pg/auth.o \
 	src/pg/batch.o \
 	src/pg/cache.o \
 	src/pg/execute.o \
 	src/pg/invalidate.o \
 	src/pg/kvserver.o \
 	src/pg/sql_api.o \
+	src/pg/tokens.o \
 	src/pg/store.o \
+	src/pg/tls.o \
 	src/pg/worker.o
 
 OBJS = $(CIVET_OBJS) $(PG_OBJS)
 
 EXTENSION = kvserver
-DATA = sql/kvserver--1.0.sql
+DATA = sql/kvserver--1.0.sql sql/kvserver--1.1.sql sql/kvserver--1.0--1.1.sql
 PGFILEDESC = "kvserver - key-value store over HTTP inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src/civet -I$(srcdir)/src/pg
 PG_CFLAGS = -pthread
-SHLIB_LINK = -lcivetweb -ljansson -pthread
+SHLIB_LINK = -lcivetweb -ljansson -lcrypto -pthread
 
 # make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer in the
 # module.  The server binary is not instrumented, so the ASan runtime must be
@@ -65,6 +70,13 @@ ifeq ($(SANITIZE),1)
 PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1
 SHLIB_LINK += -fsanitize=address,undefined
 endif
+
+# HTTPS: src/pg/tls.c calls OpenSSL itself, and civetweb gets OpenSSL 3
+# through two shim libraries of ours (src/tls/), installed next to the
+# module (rules below).
+SHLIB_LINK += -lssl -lcrypto
+TLS_SHIM_OBJS = src/tls/kvserver_ssl_shim.o src/tls/kvserver_crypto_shim.o
+TLS_SHIMS = kvserver_libssl$(DLSUFFIX) kvserver_libcrypto$(DLSUFFIX)
 
 # pg_regress runs in its own temporary instance, preloading kvserver; it
 # picks a free port itself.
@@ -82,6 +94,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: rebuild every object when any
+# header changes (a stale object with an older struct layout corrupts memory).
+$(OBJS): $(wildcard $(srcdir)/src/civet/*.h $(srcdir)/src/pg/*.h)
+
 # The dashboard page, compiled into the module.
 src/civet/dashboard_html.c: web/dashboard.html scripts/embed.pl
 	@mkdir -p $(dir $@)
@@ -89,9 +105,39 @@ src/civet/dashboard_html.c: web/dashboard.html scripts/embed.pl
 
 # The thread boundary: no object of src/civet/ may reference a PostgreSQL
 # symbol (palloc, ereport, SPI, LWLocks...), whatever its #includes say.
-boundarycheck: $(CIVET_OBJS)
+# The OpenSSL shims run on civetweb threads too; they may use OpenSSL.
+boundarycheck: $(CIVET_OBJS) $(TLS_SHIM_OBJS)
 	$(srcdir)/test/boundary/check_symbols.sh $(CIVET_OBJS)
+	$(srcdir)/test/boundary/check_symbols.sh --allow-lib libssl.so.3 \
+		--allow-lib libcrypto.so.3 $(TLS_SHIM_OBJS)
 	$(srcdir)/test/boundary/check_symbols.sh --self-test
+
+# The OpenSSL shims for civetweb (src/tls/kvserver_ssl_shim.c says why and
+# how): each has the SONAME civetweb dlopen()s and depends on the real
+# library, even where it references nothing of it (hence --no-as-needed).
+all: $(TLS_SHIMS)
+
+kvserver_libssl$(DLSUFFIX): src/tls/kvserver_ssl_shim.o
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) $(LDFLAGS_SL) \
+		-Wl,-soname,libssl.so -Wl,-z,defs -Wl,--no-as-needed -lssl -lcrypto
+
+kvserver_libcrypto$(DLSUFFIX): src/tls/kvserver_crypto_shim.o
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) $(LDFLAGS_SL) \
+		-Wl,-soname,libcrypto.so -Wl,-z,defs -Wl,--no-as-needed -lcrypto
+
+install: install-tls-shims
+
+install-tls-shims: $(TLS_SHIMS) installdirs
+	$(INSTALL_SHLIB) $(TLS_SHIMS) '$(DESTDIR)$(pkglibdir)/'
+
+uninstall: uninstall-tls-shims
+
+uninstall-tls-shims:
+	rm -f $(addprefix '$(DESTDIR)$(pkglibdir)'/, $(TLS_SHIMS))
+
+EXTRA_CLEAN += $(TLS_SHIMS) $(TLS_SHIM_OBJS)
+
+.PHONY: install-tls-shims uninstall-tls-shims
 
 # Postgres-free unit tests of the cache's data structure, in TAP form.
 test/unit/test_cache_core: test/unit/test_cache_core.c src/civet/cache_core.c src/civet/cache_core.h

@@ -4,7 +4,9 @@
   report.py note FILE key=value ...
       append one JSON object to FILE (numbers become numbers)
   report.py wrk FILE RESULT_JSON WRK_LOG key=value ...
-      append one run measured by wrk (bench/wrk.lua wrote RESULT_JSON)
+      append one run measured by wrk (bench/wrk.lua wrote RESULT_JSON); with
+      attack_json=PATH, the auth_flood attacker's summary is merged in as
+      attack_* fields
   report.py pgbench FILE PGBENCH_LOG LOG_PREFIX key=value ...
       append one pgbench run: its summary, plus p50/p99 from its -l logs
       (LOG_PREFIX.*, deleted afterwards)
@@ -63,9 +65,98 @@ def hit_fields(rec):
         rec["hit_ratio"] = h / (h + m) if h + m > 0 else None
 
 
+def add_attack(rec):
+    """Merge the auth_flood attacker's JSON summary (attack_json=PATH)."""
+    path = rec.pop("attack_json", None)
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            a = json.load(f)
+    except (OSError, ValueError) as e:
+        rec["attack_failed"] = "no attacker result (%s)" % e
+        return
+    for k in ("sent", "seconds", "rate", "conns", "s401", "s429", "other", "errors",
+              "first_429", "p50_401_ms", "max_401_ms", "p50_429_ms", "p99_429_ms", "addr"):
+        rec["attack_" + k] = a.get(k)
+    rec["attack_statuses"] = a.get("statuses")
+    rec["attack_error_kinds"] = a.get("error_kinds")
+    rec["attack_retry_after"] = a.get("retry_after")
+
+
+def read_metrics(path):
+    """Totals from kvserver's /metrics: requests per status class, latency buckets."""
+    out = {"classes": {}, "buckets": {}, "count": None}
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        m = re.match(r'kvserver_http_requests_total\{method="[^"]*",code="(\dxx)"\} (\d+)', line)
+        if m:
+            out["classes"][m.group(1)] = out["classes"].get(m.group(1), 0) + int(m.group(2))
+            continue
+        m = re.match(r'kvserver_http_request_duration_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m:
+            out["buckets"][m.group(1)] = int(m.group(2))
+            continue
+        m = re.match(r"kvserver_http_request_duration_seconds_count (\d+)", line)
+        if m:
+            out["count"] = int(m.group(1))
+    return out if out["count"] is not None else None
+
+
+def ticks_of(times_line):
+    """bash `times` children line "0m1.234s 0m0.567s" -> seconds (user + sys)."""
+    total = 0.0
+    for m in re.finditer(r"(\d+)m([\d.]+)s", str(times_line or "")):
+        total += int(m.group(1)) * 60 + float(m.group(2))
+    return total
+
+
+def add_cpu(rec):
+    """CPU of the machine, the worker, its main thread and the bench client
+    between run.sh's two snapshots (cores), and /metrics deltas."""
+    if "cpu0" not in rec or "cpu1" not in rec:
+        return
+    hz = float(os.sysconf("SC_CLK_TCK"))
+    secs = float(rec.pop("ts1")) - float(rec.pop("ts0"))
+    c0 = [int(x) for x in str(rec.pop("cpu0")).split()]
+    c1 = [int(x) for x in str(rec.pop("cpu1")).split()]
+    d = [b - a for a, b in zip(c0, c1)]
+    # user nice system idle iowait irq softirq steal [guest guest_nice]
+    busy = d[0] + d[1] + d[2] + d[5] + d[6]
+    steal = d[7] if len(d) > 7 else 0
+    wk = (rec.pop("wk1") or 0) - (rec.pop("wk0") or 0) if rec.get("wk0") != "" else None
+    mt = (rec.pop("mt1") or 0) - (rec.pop("mt0") or 0) if rec.get("mt0") != "" else None
+    client = ticks_of(rec.pop("ch1")) - ticks_of(rec.pop("ch0"))
+    if secs > 0:
+        rec["cpu_machine_cores"] = round(busy / hz / secs, 3)
+        rec["cpu_steal_cores"] = round(steal / hz / secs, 3)
+        rec["cpu_client_cores"] = round(client / secs, 3)
+        if isinstance(wk, int):
+            rec["cpu_worker_cores"] = round(wk / hz / secs, 3)
+            rec["cpu_other_cores"] = round(busy / hz / secs - wk / hz / secs - client / secs, 3)
+        if isinstance(mt, int):
+            rec["cpu_main_thread_cores"] = round(mt / hz / secs, 3)
+    m0 = read_metrics(rec.pop("metrics0", ""))
+    m1 = read_metrics(rec.pop("metrics1", ""))
+    if m0 and m1:
+        rec["server_requests"] = m1["count"] - m0["count"]
+        for cls in ("2xx", "4xx", "5xx"):
+            rec["server_" + cls] = m1["classes"].get(cls, 0) - m0["classes"].get(cls, 0)
+        for le, name in (("0.1", "server_over_100ms"), ("1", "server_over_1s")):
+            if le in m0["buckets"] and le in m1["buckets"]:
+                rec[name] = rec["server_requests"] - (m1["buckets"][le] - m0["buckets"][le])
+    else:
+        rec["server_metrics_failed"] = True
+
+
 def cmd_wrk(path, result, log, kv):
     rec = dict(kv)
     rec["tool"] = "wrk"
+    add_attack(rec)
+    add_cpu(rec)
     try:
         with open(result) as f:
             r = json.load(f)
@@ -108,6 +199,23 @@ def print_run(rec):
         fmt_rps(rec["rps"]), fmt_ms(rec["p50_ms"]), fmt_ms(rec["p99_ms"]),
         rec.get("non2xx", 0) + rec.get("socket_errors", 0),
         "" if rec.get("hit_ratio") is None else "  hit ratio %s" % fmt_pct(rec["hit_ratio"])))
+    if "server_requests" in rec:
+        print("    -> server: %s requests (4xx %s, 5xx %s), %s over 100 ms, %s over 1 s; CPU cores: "
+              "worker %s (main thread %s), bench client %s, everything else %s, steal %s" % (
+                  rec["server_requests"], rec.get("server_4xx"), rec.get("server_5xx"),
+                  rec.get("server_over_100ms"), rec.get("server_over_1s"),
+                  rec.get("cpu_worker_cores"), rec.get("cpu_main_thread_cores"),
+                  rec.get("cpu_client_cores"), rec.get("cpu_other_cores"), rec.get("cpu_steal_cores")))
+    if rec.get("attack_failed"):
+        print("    -> attacker: FAILED: %s" % rec["attack_failed"])
+    elif "attack_sent" in rec:
+        print("    -> attacker %s from %s: %s requests in %s s (%s/s, %s connections): "
+              "%s x 401 (p50 %s ms), %s x 429 (p50 %s ms), %s other, %s socket errors" % (
+                  rec.get("attack"), rec.get("attack_addr"), rec.get("attack_sent"),
+                  rec.get("attack_seconds"), rec.get("attack_rate"), rec.get("attack_conns"),
+                  rec.get("attack_s401"), fmt_ms(rec.get("attack_p50_401_ms")),
+                  rec.get("attack_s429"), fmt_ms(rec.get("attack_p50_429_ms")),
+                  rec.get("attack_other"), rec.get("attack_errors")))
     sys.stdout.flush()
 
 
@@ -187,13 +295,27 @@ def fmt_pct(v):
     return "-" if v is None else "%.1f%%" % (100 * v)
 
 
+# Workloads whose kvserver variants are compared with each other (anonymous =
+# target "kvserver"), not with the peers.
+AUTH_WORKLOADS = ("get_hit_auth", "auth_flood")
+TARGET_NAMES = {"kvserver_basic": "kvserver Basic", "kvserver_bearer": "kvserver Bearer"}
+AUTH_RATIO_TARGET = 0.9   # authenticated GET hit >= 0.9x anonymous
+FLOOD_DROP_TARGET = 0.20  # normal clients lose < 20% under the attacker
+
+
+def target_name(row):
+    if row["workload"] in AUTH_WORKLOADS and row["target"] == "kvserver":
+        return "kvserver anonymous"
+    return TARGET_NAMES.get(row["target"], row["target"])
+
+
 def aggregate(runs):
     groups = {}
     order = []
     for r in runs:
         if r.get("round") == "warm":
             continue
-        key = (r.get("workload"), r.get("conns"), r.get("target"))
+        key = (r.get("workload"), r.get("conns"), r.get("target"), r.get("variant"))
         if key not in groups:
             groups[key] = []
             order.append(key)
@@ -207,6 +329,11 @@ def aggregate(runs):
         def med(field):
             vals = [r[field] for r in ok if r.get(field) is not None]
             return statistics.median(vals) if vals else None
+
+        attacked = [r for r in rs if "attack" in r]
+
+        def asum(field):
+            return sum(r.get(field) or 0 for r in attacked) if attacked else None
 
         hits = sum(r.get("hits", 0) or 0 for r in ok)
         misses = sum(r.get("misses", 0) or 0 for r in ok)
@@ -235,18 +362,40 @@ def aggregate(runs):
             "evictions": sum(r.get("evictions") or 0 for r in ok) if have_hits else None,
             "cache_size": first.get("cache_size"),
             "note": first.get("note"),
+            "variant": key[3],
+            "cpu_other_cores": med("cpu_other_cores"),
+            "cpu_worker_cores": med("cpu_worker_cores"),
+            "cpu_main_thread_cores": med("cpu_main_thread_cores"),
+            "server_5xx": sum(r.get("server_5xx") or 0 for r in rs),
+            "server_over_100ms": sum(r.get("server_over_100ms") or 0 for r in rs),
+            "server_over_1s": sum(r.get("server_over_1s") or 0 for r in rs),
+            "attack": first.get("attack"),
+            "attack_sent": asum("attack_sent"),
+            "attack_401": asum("attack_s401"),
+            "attack_429": asum("attack_s429"),
+            "attack_other": asum("attack_other"),
+            "attack_errors": asum("attack_errors"),
+            "attack_conns": asum("attack_conns"),
+            "attack_rate": statistics.median([r["attack_rate"] for r in attacked if r.get("attack_rate")])
+            if any(r.get("attack_rate") for r in attacked) else None,
+            "attack_p50_401_ms": statistics.median([r["attack_p50_401_ms"] for r in attacked
+                                                    if r.get("attack_p50_401_ms") is not None])
+            if any(r.get("attack_p50_401_ms") is not None for r in attacked) else None,
         })
     # display order: GET hit, PUT new, PUT overwrite, GET miss, mixed (by cache
     # size as run); the run order differs because of the cluster restarts
-    rank = {"get_hit": 0, "put_new": 1, "put_over": 2, "get_miss": 3}
-    rows.sort(key=lambda r: rank.get(r["workload"], 4))  # stable
+    rank = {"get_hit": 0, "get_hit_auth": 1, "put_new": 2, "put_over": 3, "get_miss": 4,
+            "auth_flood": 6}
+    rows.sort(key=lambda r: rank.get(r["workload"], 5))  # stable
     # ratios: kvserver's req/s divided by each peer's, within workload+conns
     for row in rows:
         row["kvserver_vs"] = {}
     by_wc = {}
     for row in rows:
         by_wc.setdefault((row["workload"], row["conns"]), []).append(row)
-    for (_, _), rs in by_wc.items():
+    for (workload, _), rs in by_wc.items():
+        if workload in AUTH_WORKLOADS:
+            continue
         kv = [r for r in rs if r["target"] == "kvserver"]
         if not kv or not kv[0]["rps"]:
             continue
@@ -256,7 +405,123 @@ def aggregate(runs):
     return rows
 
 
+def per_round(runs, workload, conns, target, variant=None):
+    """{round: run} of the measured, successful runs of one target."""
+    return {r["round"]: r for r in runs
+            if r.get("workload") == workload and r.get("conns") == conns
+            and r.get("target") == target and r.get("variant") == variant
+            and r.get("round") != "warm" and not r.get("failed") and r.get("rps")}
+
+
+def auth_checks(runs, rows, meta):
+    """The targets of the authentication workloads, from per-round ratios
+    (each authenticated or attacked run against the anonymous or
+    unattacked run of the same round, next to it in time); each row gets
+    its auth_text for the table.  Returns (checks, problems)."""
+    checks, problems = [], []
+    for row in rows:
+        w, c, t, v = row["workload"], row["conns"], row["target"], row["variant"]
+        if w == "get_hit_auth" and t != "kvserver":
+            base = per_round(runs, w, c, "kvserver")
+            mine = per_round(runs, w, c, t)
+            ratios = [mine[k]["rps"] / base[k]["rps"] for k in mine if k in base]
+            if not ratios:
+                row["auth_text"] = "no anonymous run to compare"
+                continue
+            ratio = statistics.median(ratios)
+            ok = ratio >= AUTH_RATIO_TARGET
+            row["auth_ratio"] = ratio
+            row["auth_ratio_rounds"] = ratios
+            row["auth_text"] = "%.2fx anonymous (>= %.1fx: %s)" % (
+                ratio, AUTH_RATIO_TARGET, "ok" if ok else "MISSED")
+            checks.append({"check": "GET hit c%s %s req/s / anonymous" % (c, target_name(row)),
+                           "value": round(ratio, 3), "rounds": [round(x, 3) for x in ratios],
+                           "target": ">= %.2f" % AUTH_RATIO_TARGET, "ok": ok})
+        elif w == "auth_flood" and v == "control":
+            base = per_round(runs, w, c, t, "none")
+            mine = per_round(runs, w, c, t, v)
+            drops = [1 - mine[k]["rps"] / base[k]["rps"] for k in mine if k in base]
+            if drops:
+                row["flood_drop"] = statistics.median(drops)
+                row["flood_drop_rounds"] = drops
+                row["auth_text"] = "drop %.1f%% (no target: a benign second client, %s x 200)" % (
+                    100 * row["flood_drop"], row["attack_other"])
+                checks.append({"check": "auth flood (control, no credentials, %s/s): %s c%s req/s drop" % (
+                    meta.get("attack_rate", "?"), target_name(row), c),
+                    "value": "%.1f%%" % (100 * row["flood_drop"]),
+                    "rounds": ["%.1f%%" % (100 * x) for x in drops], "target": "none", "ok": None})
+        elif w == "auth_flood" and v not in (None, "none"):
+            base = per_round(runs, w, c, t, "none")
+            mine = per_round(runs, w, c, t, v)
+            drops = [1 - mine[k]["rps"] / base[k]["rps"] for k in mine if k in base]
+            if not drops:
+                row["auth_text"] = "no run without attacker to compare"
+                continue
+            drop = statistics.median(drops)
+            ok = drop < FLOOD_DROP_TARGET
+            row["flood_drop"] = drop
+            row["flood_drop_rounds"] = drops
+            row["auth_text"] = "drop %.1f%% (< %.0f%%: %s); attacker %s x 401, %s x 429" % (
+                100 * drop, 100 * FLOOD_DROP_TARGET, "ok" if ok else "MISSED",
+                row["attack_401"], row["attack_429"])
+            checks.append({"check": "auth flood (%s attacker, %s/s): %s c%s req/s drop" % (
+                v, meta.get("attack_rate", "?"), target_name(row), c),
+                "value": "%.1f%%" % (100 * drop), "rounds": ["%.1f%%" % (100 * x) for x in drops],
+                "target": "< %.0f%%" % (100 * FLOOD_DROP_TARGET), "ok": ok,
+                "attacker": "%s requests: %s x 401, %s x 429, %s other, %s socket errors" % (
+                    row["attack_sent"], row["attack_401"], row["attack_429"],
+                    row["attack_other"], row["attack_errors"])})
+    # the attacker: a bounded number of 401s per address, then 429s, nothing else
+    maxf = meta.get("auth_max_failures")
+    for r in runs:
+        if "attack" not in r or r.get("round") == "warm":
+            continue
+        what = "%s c%s %s round %s, attacker from %s" % (
+            r.get("label"), r.get("conns"), r.get("target"), r.get("round"), r.get("attack_addr"))
+        if r.get("attack_failed"):
+            problems.append("%s: %s" % (what, r["attack_failed"]))
+            continue
+        if r.get("attack_rate") and r["attack_rate"] < 0.9 * (meta.get("attack_rate") or 0):
+            problems.append("%s: sent only %s requests/s of %s (it waits for each answer)" % (
+                what, r["attack_rate"], meta.get("attack_rate")))
+        if r.get("attack") == "control":
+            if r.get("attack_s401") or r.get("attack_s429") or r.get("attack_errors") or \
+                    set((r.get("attack_statuses") or {}).keys()) - {"200"}:
+                problems.append("%s (control, no credentials): statuses %s, socket errors %s" % (
+                    what, r.get("attack_statuses"), r.get("attack_error_kinds")))
+            continue
+        if r.get("attack_other") or r.get("attack_errors"):
+            problems.append("%s: statuses %s, socket errors %s" % (
+                what, r.get("attack_statuses"), r.get("attack_error_kinds")))
+        if not r.get("attack_s429"):
+            problems.append("%s: never got 429 (%s x 401)" % (what, r.get("attack_s401")))
+        if isinstance(maxf, int) and maxf > 0 and (r.get("attack_s401") or 0) > maxf:
+            problems.append("%s: %s x 401, more than kvserver.auth_max_failures = %s" % (
+                what, r.get("attack_s401"), maxf))
+    # every 401 the attackers saw is one LOG line (plus run.sh's one sanity check)
+    seen = sum(r.get("attack_s401") or 0 for r in runs if "attack" in r and r.get("round") != "warm")
+    logged = meta.get("log_password_failures")
+    if isinstance(logged, int) and any("attack" in r for r in runs) and logged != seen + 1:
+        problems.append("PostgreSQL logged %d failed HTTP password logins; the attackers saw %d "
+                        "401s (+1 from the sanity check)" % (logged, seen))
+    return checks, problems
+
+
+def checks_text(checks):
+    lines = []
+    for c in checks:
+        lines.append("  %-4s %-62s %8s  (target %s; rounds: %s)%s" % (
+            {True: "ok", False: "MISS", None: "info"}[c["ok"]], c["check"], c["value"], c["target"],
+            ", ".join(str(x) for x in c["rounds"]),
+            ("\n       attacker: " + c["attacker"]) if c.get("attacker") else ""))
+    return "\n".join(lines)
+
+
 def ratio_text(row):
+    if row.get("auth_text"):
+        return row["auth_text"]
+    if row["workload"] in AUTH_WORKLOADS:
+        return "-"
     if row["target"] == "kvserver":
         if not row["kvserver_vs"]:
             return "-"
@@ -265,7 +530,7 @@ def ratio_text(row):
 
 
 COLS = ["workload", "target", "conns", "req/s", "p50 ms", "p99 ms",
-        "errors", "hit ratio", "kvserver req/s ÷ peer"]
+        "errors", "hit ratio", "other CPU", "kvserver req/s ÷ peer; auth: ÷ anonymous"]
 
 
 def table_rows(rows):
@@ -275,9 +540,11 @@ def table_rows(rows):
         err_txt = "0" if errs == 0 else "%d non-2xx, %d socket" % (r["non2xx"], r["socket_errors"])
         if r["failed_rounds"]:
             err_txt += " (%d runs failed)" % r["failed_rounds"]
-        out.append([r["label"], r["target"], str(r["conns"]), fmt_rps(r["rps"]),
+        out.append([r["label"], target_name(r), str(r["conns"]), fmt_rps(r["rps"]),
                     fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), err_txt,
-                    fmt_pct(r["hit_ratio"]), ratio_text(r)])
+                    fmt_pct(r["hit_ratio"]),
+                    "-" if r.get("cpu_other_cores") is None else "%.2f" % r["cpu_other_cores"],
+                    ratio_text(r)])
     return out
 
 
@@ -285,7 +552,7 @@ def text_table(rows):
     body = table_rows(rows)
     widths = [max(len(COLS[i]), *(len(b[i]) for b in body)) if body else len(COLS[i])
               for i in range(len(COLS))]
-    right = {2, 3, 4, 5, 7}
+    right = {2, 3, 4, 5, 7, 8}
 
     def line(cells):
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
@@ -294,9 +561,10 @@ def text_table(rows):
     lines = [line(COLS), line(["-" * w for w in widths])]
     prev = None
     for b, r in zip(body, rows):
-        if prev is not None and (r["workload"], r["conns"]) != prev:
+        grp = (r["workload"], r["conns"], r["target"] if r["workload"] == "auth_flood" else None)
+        if prev is not None and grp != prev:
             lines.append("")
-        prev = (r["workload"], r["conns"])
+        prev = grp
         lines.append(line(b))
     return "\n".join(lines)
 
@@ -304,7 +572,7 @@ def text_table(rows):
 def md_table(rows):
     body = table_rows(rows)
     lines = ["| " + " | ".join(COLS) + " |",
-             "|" + "|".join("---:" if i in (2, 3, 4, 5, 7) else "---" for i in range(len(COLS))) + "|"]
+             "|" + "|".join("---:" if i in (2, 3, 4, 5, 7, 8) else "---" for i in range(len(COLS))) + "|"]
     for b in body:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
     return "\n".join(lines)
@@ -318,7 +586,7 @@ def memory_growth(mem, runs):
         if a.get("pid") != b.get("pid") or a.get("rss_anon_kb") in (None, "") \
                 or b.get("rss_anon_kb") in (None, ""):
             continue
-        between = [r for r in runs if r.get("target") == "kvserver" and "t_start" in r
+        between = [r for r in runs if str(r.get("target")).startswith("kvserver") and "t_start" in r
                    and a["t"] <= r["t_start"] and r["t_end"] <= b["t"]]
         n = sum(r.get("requests") or 0 for r in between)
         if not n:
@@ -351,7 +619,7 @@ def memory_summary(mem):
 
 
 TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728",
-                 "pgbench": "#ff7f0e"}
+                 "pgbench": "#ff7f0e", "kvserver_basic": "#9467bd", "kvserver_bearer": "#8c564b"}
 
 
 def write_chart(outdir, rows, meta):
@@ -365,11 +633,11 @@ def write_chart(outdir, rows, meta):
         x = 0
         prev = None
         for r in rows:
-            grp = (r["workload"], r["conns"])
+            grp = (r["workload"], r["conns"], r["target"] if r["workload"] == "auth_flood" else None)
             if prev is not None and grp != prev:
                 x += 1  # a gap between workloads
             prev = grp
-            label = "%s c%s %s" % (r["label"].replace("zipf, cache ", ""), r["conns"], r["target"])
+            label = "%s c%s %s" % (r["label"].replace("zipf, cache ", ""), r["conns"], target_name(r))
             if r["workload"].startswith("mixed") and r["hit_ratio"] is not None:
                 label += " (hits %.0f%%)" % (100 * r["hit_ratio"])
             f.write('%d "%s" %d %s %s\n' % (x, label.replace('"', "'"), targets.index(r["target"]),
@@ -431,8 +699,10 @@ def cmd_final(outdir):
     for m in read_jsonl(os.path.join(outdir, "meta.jsonl")):
         meta.update(m)
     rows = aggregate(runs)
+    checks, auth_problems = auth_checks(runs, rows, meta)
 
     problems = []
+    noisy = []
     for r in runs:
         what = "%s c%s %s round %s" % (r.get("label"), r.get("conns"), r.get("target"), r.get("round"))
         if r.get("failed"):
@@ -442,10 +712,24 @@ def cmd_final(outdir):
                 what, r["non2xx"],
                 "failed transactions" if r.get("tool") == "pgbench" else "non-2xx responses",
                 r.get("requests")))
+        if r.get("server_5xx"):
+            problems.append("%s: kvserver answered %d requests with 5xx (/metrics)" % (what, r["server_5xx"]))
+        if r.get("server_over_1s"):
+            problems.append("%s: kvserver took over 1 s for %d requests (/metrics)" % (what, r["server_over_1s"]))
+        if r.get("worker_pid_after") not in (None, "", r.get("worker_pid")):
+            problems.append("%s: the kvserver worker restarted (pid %s -> %s)" % (
+                what, r.get("worker_pid"), r.get("worker_pid_after")))
+        if (r.get("cpu_other_cores") or 0) > 0.25:
+            noisy.append("%s: %.2f cores" % (what, r["cpu_other_cores"]))
         if r.get("socket_errors"):
             problems.append("%s: socket errors connect %s read %s write %s timeout %s" % (
                 what, r.get("err_connect"), r.get("err_read"), r.get("err_write"), r.get("err_timeout")))
 
+    problems.extend(auth_problems)
+    if noisy:
+        problems.append("other processes on the machine took more than 0.25 of a core during %d "
+                        "kvserver run(s) (their figures are less reliable): %s" % (
+                            len(noisy), "; ".join(noisy)))
     table = text_table(rows)
     memtxt = memory_summary(mem)
     growth = memory_growth(mem, runs)
@@ -463,19 +747,23 @@ def cmd_final(outdir):
     chart_err = write_chart(outdir, rows, meta)
 
     results = {"meta": meta, "rows": rows, "runs": runs, "memory": mem,
-               "memory_growth": growth, "problems": problems}
+               "memory_growth": growth, "auth_checks": checks, "problems": problems}
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
 
     header = ("kvserver `make bench` (%s): %s round(s) of %s s per target, interleaved; "
               "wrk -t1 keep-alive / pgbench -j 2 -M prepared; 16-byte values; "
               "%s cores shared by the client and the servers; fsync on, "
-              "synchronous_commit on, redis appendfsync always. Figures are medians of the rounds." % (
+              "synchronous_commit on, redis appendfsync always. Figures are medians of the rounds; "
+              "\"other CPU\": cores that processes outside the bench used during the kvserver runs." % (
                   meta.get("date", "?"), meta.get("rounds", "?"), meta.get("duration", "?"),
                   meta.get("cores", "?")))
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(header + "\n\n")
         f.write(md_table(rows) + "\n\n")
+        if checks:
+            f.write("Authentication targets (median of per-round ratios):\n\n```\n" +
+                    checks_text(checks) + "\n```\n\n")
         f.write("Memory (kvserver worker; VmRSS from /proc, overhead from `kv_stats()`):\n\n")
         f.write("```\n" + memtxt + "\n```\n")
         if problems:
@@ -489,6 +777,10 @@ def cmd_final(outdir):
     print()
     print(table)
     print()
+    if checks:
+        print("authentication targets (median of per-round ratios):")
+        print(checks_text(checks))
+        print()
     print("memory (kvserver worker):")
     print(memtxt)
     if problems:

@@ -18,7 +18,15 @@
 #      PUT new, overwrite   kvserver PUT | pgbench upsert | webdis PUT /SET/<key>
 #      GET miss (c64)       kvserver, cache << key set | pgbench SELECT
 #      mixed 90/10 Zipf     kvserver at three cache sizes, hit ratio from kv_stats()
+#      GET hit, auth        kvserver anonymous | Basic (SCRAM) | Bearer token, c16/c64
+#      auth flood           kvserver GET hit c16 (anonymous, and Basic), without and
+#                           with an attacker sending ATTACK_RATE wrong passwords/s
+#                           from one other loopback address (401s, then 429s)
 #    and records the worker's VmRSS and kv_stats() overhead per entry.
+#    HTTP runs as a role: bench.conf sets kvserver.anonymous_role = kv_bench_anon
+#    (NOLOGIN; the workloads without credentials run as it); kv_bench_user (LOGIN,
+#    a random SCRAM password, and a kv_token_create('1 day') token) has the same
+#    grants: SELECT, INSERT, UPDATE, DELETE on kv_store, USAGE on its sequence.
 # 4. prints one table and writes bench/out/results.json, results.md, chart.png;
 #    raw wrk/pgbench output in bench/out/raw/, server logs in bench/out/logs/.
 # Everything it started is stopped on exit, also on failure or Ctrl-C.
@@ -27,7 +35,15 @@
 #   QUICK=1            ROUNDS=1 DURATION=3 WARMUP=1 [ROUNDS=2 DURATION=10 WARMUP=2]
 #   ROUNDS, DURATION   rounds per workload, seconds per measured run
 #   WARMUP             seconds of unrecorded load per target before a workload
-#   WORKLOADS          subset of "get_hit put get_miss mixed"
+#   WORKLOADS          subset of "get_hit put get_miss mixed get_hit_auth auth_flood"
+#                      [get_hit put get_miss mixed]
+#   ATTACK_RATE [100]  wrong-password requests per second of the auth_flood attacker
+#   FLOOD_VARIANTS [keepalive fresh control]  the attacker's connections: one
+#                      keep-alive connection, and/or a new connection (fresh source
+#                      port) each; "control": the same paced new connections from
+#                      another address but without credentials (200s), to tell the
+#                      cost of a second client on these shared cores from that of
+#                      the failed logins
 #   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [200000]   key-set sizes
 #   MIX_PUT_PCT [10]   share of PUTs in the mixed workload
 #   SMALL_CACHE [1MB] MID_CACHE [4MB] MAIN_CACHE [64MB]    kvserver.cache_size of
@@ -64,6 +80,12 @@ SMALL_CACHE=${SMALL_CACHE:-1MB}
 MID_CACHE=${MID_CACHE:-4MB}
 MAIN_CACHE=${MAIN_CACHE:-64MB}
 MIX_PUT_PCT=${MIX_PUT_PCT:-10}
+ATTACK_RATE=${ATTACK_RATE:-100}
+FLOOD_VARIANTS=${FLOOD_VARIANTS:-"keepalive fresh control"}
+ANON_ROLE=kv_bench_anon # NOLOGIN, kvserver.anonymous_role
+AUTH_ROLE=kv_bench_user # LOGIN, SCRAM password
+AUTH_PASS=              # random, set when the cluster is first started
+AUTH_TOKEN=             # kv_token_create('1 day') as AUTH_ROLE
 VALUE=0123456789abcdef # 16 bytes
 VALUE_HEX=30313233343536373839616263646566
 WRK_TIMEOUT=5s # as kvserver.request_timeout
@@ -78,18 +100,23 @@ as_pg() { runuser -u "$PG_USER" -- "$@"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 wants() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT; do
+for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT ATTACK_RATE; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, got '${!v}'" ;; esac
 done
 for w in $WORKLOADS; do
-	case $w in get_hit | put | get_miss | mixed) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
+	case $w in get_hit | put | get_miss | mixed | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
 done
+for v in $FLOOD_VARIANTS; do
+	case $v in keepalive | fresh | control) ;; *) die "unknown attacker variant '$v' in FLOOD_VARIANTS" ;; esac
+done
+[ "$ATTACK_RATE" -gt 0 ] || die "ATTACK_RATE must be at least 1"
 [ "$(id -u)" -eq 0 ] || die "run this as root (it installs packages and runs the cluster as '$PG_USER')"
 
 # --- cleanup: stop everything we started, whatever happens ----------------------
 RUN=
 PIDS=()           # daemons started here: nginx master, redis-server, webdis
 CHILD=            # the wrk/pgbench/curl currently running
+ATTACKER=         # the auth_flood attacker, while it runs
 PG_STARTED=no
 POLICY_RC_CREATED=no
 
@@ -100,6 +127,10 @@ cleanup() {
 	if [ -n "$CHILD" ]; then
 		kill -TERM "$CHILD" 2>/dev/null
 		wait "$CHILD" 2>/dev/null
+	fi
+	if [ -n "$ATTACKER" ]; then
+		kill -TERM "$ATTACKER" 2>/dev/null
+		wait "$ATTACKER" 2>/dev/null
 	fi
 	if [ "$PG_STARTED" = yes ]; then
 		say "stopping PostgreSQL"
@@ -305,6 +336,7 @@ kvserver.listen_addresses = '127.0.0.1'
 kvserver.port = $KV_PORT
 kvserver.database = 'postgres'
 kvserver.cache_size = '$CUR_CACHE'
+kvserver.anonymous_role = '$ANON_ROLE'
 EOF
 	chown "$PG_USER:$PG_USER" "$PGDATA/bench.conf"
 	say "starting PostgreSQL with kvserver.cache_size = $CUR_CACHE"
@@ -312,14 +344,36 @@ EOF
 	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 120 start >/dev/null ||
 		{ tail -n 30 "$PGDATA/server.log"; die "PostgreSQL did not start"; }
 	psql_q "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS kvserver" >/dev/null
+	[ -n "$AUTH_TOKEN" ] || setup_roles
 	wait_http "http://127.0.0.1:$KV_PORT/health" 30 200 || die "kvserver /health is not 200"
+	WORKER_PID=$(worker_pid)
 }
+# Once per cluster: the anonymous role, the LOGIN role, its password and token.
+setup_roles() {
+	AUTH_PASS=kvb-$("$PY" -c 'import secrets; print(secrets.token_hex(12))')
+	say "roles: $ANON_ROLE (NOLOGIN, kvserver.anonymous_role), $AUTH_ROLE (LOGIN, SCRAM password, token)"
+	psql_q "SET client_min_messages = warning;
+		CREATE ROLE $ANON_ROLE NOLOGIN;
+		SET password_encryption = 'scram-sha-256';
+		CREATE ROLE $AUTH_ROLE LOGIN PASSWORD '$AUTH_PASS';
+		GRANT SELECT, INSERT, UPDATE, DELETE ON kv_store TO $ANON_ROLE, $AUTH_ROLE;
+		GRANT USAGE ON SEQUENCE kv_store_version_seq TO $ANON_ROLE, $AUTH_ROLE" >/dev/null
+	[ "$(psql_q "SELECT rolpassword LIKE 'SCRAM-SHA-256\$%' FROM pg_authid WHERE rolname = '$AUTH_ROLE'")" = t ] ||
+		die "$AUTH_ROLE's password is not stored as SCRAM-SHA-256"
+	AUTH_TOKEN=$(psql_q "SET ROLE $AUTH_ROLE; SELECT kv_token_create('1 day')")
+	case $AUTH_TOKEN in kvt_?*) ;; *) die "kv_token_create() as $AUTH_ROLE returned '$AUTH_TOKEN'" ;; esac
+	"${REPORT[@]}" note "$META" "anonymous_role=$ANON_ROLE" "auth_role=$AUTH_ROLE" "attack_rate=$ATTACK_RATE" \
+		"auth_max_failures=$(psql_q "SHOW kvserver.auth_max_failures")" \
+		"auth_failure_window=$(psql_q "SHOW kvserver.auth_failure_window")"
+}
+
 pg_stop() {
 	say "stopping PostgreSQL"
 	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 120 stop >/dev/null
 	PG_STARTED=no
 }
 
+WORKER_PID= # the kvserver worker of the current cluster start
 kv_hits() { psql_q "SELECT hits || ' ' || misses || ' ' || fills_skipped || ' ' || evictions FROM kv_stats()"; }
 worker_pid() { psql_q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kvserver' LIMIT 1"; }
 
@@ -407,38 +461,170 @@ wait_http "http://127.0.0.1:$WEBDIS_PORT/PING" 20 200 || die "webdis did not ans
 # --- 3. workloads ------------------------------------------------------------------
 url_of() {
 	case $1 in
-	kvserver) echo "http://127.0.0.1:$KV_PORT" ;;
+	kvserver*) echo "http://127.0.0.1:$KV_PORT" ;;
 	nginx) echo "http://127.0.0.1:$NGINX_PORT" ;;
 	webdis) echo "http://127.0.0.1:$WEBDIS_PORT" ;;
 	esac
 }
-lua_target() { case $1 in kvserver) echo kv ;; *) echo "$1" ;; esac; }
+lua_target() { case $1 in kvserver*) echo kv ;; *) echo "$1" ;; esac; }
+is_kv() { case $1 in kvserver*) return 0 ;; esac; return 1; }
+# The credentials wrk.lua sends for a target: kvserver_basic and kvserver_bearer
+# authenticate as AUTH_ROLE; every other target sends none (kvserver: anonymous).
+auth_env() {
+	case $1 in
+	kvserver_basic) echo "BENCH_BASIC=$AUTH_ROLE:$AUTH_PASS" ;;
+	kvserver_bearer) echo "BENCH_TOKEN=$AUTH_TOKEN" ;;
+	*) echo "BENCH_AUTH_NONE=1" ;;
+	esac
+}
+
+# auth_flood's attacker: ATTACK_RATE requests/s of GET /kv/h1 with Basic
+# credentials of AUTH_ROLE and a different wrong password each, from its own
+# loopback address (bound with source_address), on one keep-alive connection
+# ("keepalive"; reopened only if the server closes it) or on a new connection,
+# so a fresh source port, for each request ("fresh"); "control" is "fresh"
+# without an Authorization header (anonymous GETs: 200).  Paced (never bursts
+# to catch up), bounded: at most ATTACK_RATE x seconds requests, stops after
+# the given seconds, 2 s socket timeouts.  Writes a JSON summary.
+cat >"$RUN/attacker.py" <<'EOF'
+import base64, http.client, json, sys, time
+host, port, bind, user, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+rate, secs, out = float(sys.argv[6]), float(sys.argv[7]), sys.argv[8]
+limit = int(rate * secs)
+status, lat, errors, retry_after = {}, {}, {}, set()
+conns = sent = 0
+first_429 = None
+conn = None
+start = time.monotonic()
+deadline = start + secs
+nxt = start
+while sent < limit:
+    now = time.monotonic()
+    if now >= deadline:
+        break
+    if nxt > now:
+        time.sleep(nxt - now)
+    nxt = max(nxt + 1.0 / rate, time.monotonic() - 0.5 / rate)
+    cred = base64.b64encode(("%s:wrong-%d" % (user, sent)).encode()).decode()
+    sent += 1
+    t0 = time.monotonic()
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection(host, port, timeout=2, source_address=(bind, 0))
+            conn.connect()
+            conns += 1
+        conn.request("GET", "/kv/h1", headers={} if mode == "control" else {"Authorization": "Basic " + cred})
+        r = conn.getresponse()
+        r.read()
+        code = str(r.status)
+        status[code] = status.get(code, 0) + 1
+        lat.setdefault(code, []).append((time.monotonic() - t0) * 1000.0)
+        if r.status == 429:
+            retry_after.add(r.getheader("Retry-After"))
+            if first_429 is None:
+                first_429 = sent
+        if mode != "keepalive" or r.will_close:
+            conn.close()
+            conn = None
+    except (OSError, http.client.HTTPException) as e:
+        errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+        if conn is not None:
+            conn.close()
+        conn = None
+if conn is not None:
+    conn.close()
+elapsed = time.monotonic() - start
+
+
+def pct(v, p):
+    v = sorted(v)
+    return round(v[min(len(v) - 1, max(0, -(-len(v) * p // 100) - 1))], 3) if v else None
+
+
+res = {"mode": mode, "addr": bind, "sent": sent, "seconds": round(elapsed, 3),
+       "rate": round(sent / elapsed, 1) if elapsed else None, "conns": conns,
+       "s401": status.get("401", 0), "s429": status.get("429", 0),
+       "other": sum(n for c, n in status.items() if c not in ("401", "429")),
+       "statuses": status, "errors": sum(errors.values()), "error_kinds": errors,
+       "first_429": first_429, "retry_after": sorted(x for x in retry_after if x),
+       "p50_401_ms": pct(lat.get("401", []), 50), "max_401_ms": pct(lat.get("401", []), 100),
+       "p50_429_ms": pct(lat.get("429", []), 50), "p99_429_ms": pct(lat.get("429", []), 99)}
+with open(out, "w") as f:
+    json.dump(res, f, sort_keys=True)
+print(json.dumps(res, sort_keys=True))
+EOF
+ATTACK_MODE= # empty: no attacker in wrk_run; else keepalive | fresh
+RUN_VARIANT= # an extra part of a run's id and grouping key (auth_flood)
+ATTACK_N=0   # attacker runs so far: each gets its own address 127.0.0.(2+n)
+
+# Around each kvserver run: the machine's CPU (/proc/stat), the worker's and
+# its main thread's CPU, the CPU of this shell's finished children (wrk, the
+# attacker), so that report.py can tell how much CPU something else on the
+# machine took meanwhile; and /metrics (server-side status classes, latency
+# histogram).  CPU_SNAP and the files are overwritten by each call.
+cpu_snap() { # prefix (0 or 1)
+	local cpu rest
+	read -r cpu rest </proc/stat
+	CPU_SNAP+=("ts$1=$(date +%s.%N)" "cpu$1=$rest")
+	CPU_SNAP+=("wk$1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat" 2>/dev/null || echo)")
+	CPU_SNAP+=("mt$1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/task/$WORKER_PID/stat" 2>/dev/null || echo)")
+	times >"$RUN/times"
+	CPU_SNAP+=("ch$1=$(sed -n 2p "$RUN/times")")
+	curl -s --max-time 5 -o "$RUN/metrics$1" "http://127.0.0.1:$KV_PORT/metrics" || : >"$RUN/metrics$1"
+	CPU_SNAP+=("metrics$1=$RUN/metrics$1")
+}
 
 # wrk_run WORKLOAD LABEL TARGET CONNS ROUND MODE DIST PREFIX NKEYS
 # (ROUND=warm: WARMUP seconds, recorded but left out of the table)
 wrk_run() {
 	local workload=$1 label=$2 target=$3 conns=$4 round=$5 mode=$6 dist=$7 prefix=$8 nkeys=$9
-	local id=${workload}_c${conns}_${target}_r${round} secs=$DURATION
+	local id=${workload}_c${conns}_${target}${RUN_VARIANT:+_$RUN_VARIANT}_r${round} secs=$DURATION
 	local hb='' mb='' fb='' eb='' ha='' ma='' fa='' ea=''
 	local res=$OUT/raw/$id.json log=$OUT/raw/$id.txt rc=0
 	[ "$round" = warm ] && secs=$WARMUP
 	[ "$secs" -gt 0 ] || return 0
 	rm -f "$res"
-	if [ "$target" = kvserver ] && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits)"; fi
-	say "$label c$conns $target round $round (${secs}s)"
+	if is_kv "$target" && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits)"; fi
+	CPU_SNAP=()
+	if is_kv "$target" && [ "$round" != warm ]; then cpu_snap 0; fi
+	local attack=() ares=$OUT/raw/$id.attack.json arc=0
+	if [ -n "$ATTACK_MODE" ] && [ "$round" != warm ]; then
+		local addr=127.0.0.$((2 + ATTACK_N % 240))
+		ATTACK_N=$((ATTACK_N + 1))
+		say "$label c$conns $target round $round (${secs}s), second client ($ATTACK_MODE) from $addr at $ATTACK_RATE/s"
+		rm -f "$ares"
+		timeout $((secs + 15)) "$PY" "$RUN/attacker.py" 127.0.0.1 "$KV_PORT" "$addr" "$AUTH_ROLE" \
+			"$ATTACK_MODE" "$ATTACK_RATE" "$secs" "$ares" >"$OUT/raw/$id.attack.txt" 2>&1 &
+		ATTACKER=$!
+		attack=("attack=$ATTACK_MODE" "attack_json=$ares")
+	else
+		say "$label c$conns $target round $round (${secs}s)"
+	fi
 	local t0
 	t0=$(date +%s.%N)
 	run_child env BENCH_TARGET="$(lua_target "$target")" BENCH_MODE="$mode" BENCH_DIST="$dist" \
 		BENCH_PREFIX="$prefix" BENCH_NKEYS="$nkeys" BENCH_VALUE="$VALUE" BENCH_PUT_PCT="$MIX_PUT_PCT" \
-		BENCH_TAG="${id}x$RANDOM" BENCH_RESULT="$res" BENCH_ZIPF_STEP="$ZIPF_STEP" \
+		BENCH_TAG="${id}x$RANDOM" BENCH_RESULT="$res" BENCH_ZIPF_STEP="$ZIPF_STEP" "$(auth_env "$target")" \
 		timeout $((secs + 60)) wrk -t1 -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
 		-s "$BENCH/wrk.lua" "$(url_of "$target")" >"$log" 2>&1 || rc=$?
 	[ "$rc" -eq 0 ] || say "wrk exited with $rc (see $log)"
 	local t1
 	t1=$(date +%s.%N)
-	if [ "$target" = kvserver ] && [ "$round" != warm ]; then read -r ha ma fa ea <<<"$(kv_hits)"; fi
-	local extra=()
-	[ -n "$hb" ] && extra=("hits_before=$hb" "misses_before=$mb" "hits_after=$ha" "misses_after=$ma"
+	if [ -n "$ATTACKER" ]; then
+		wait "$ATTACKER" || arc=$?
+		ATTACKER=
+		[ "$arc" -eq 0 ] || say "attacker exited with $arc (see $OUT/raw/$id.attack.txt)"
+	fi
+	t1=$(date +%s.%N)
+	local extra=("${attack[@]}")
+	if is_kv "$target" && [ "$round" != warm ]; then
+		cpu_snap 1
+		read -r ha ma fa ea <<<"$(kv_hits)"
+		# a worker that restarted (crash) has a new pid
+		extra+=("${CPU_SNAP[@]}" "worker_pid=$WORKER_PID" "worker_pid_after=$(worker_pid)")
+	fi
+	[ -n "$RUN_VARIANT" ] && extra+=("variant=$RUN_VARIANT")
+	[ -n "$hb" ] && extra+=("hits_before=$hb" "misses_before=$mb" "hits_after=$ha" "misses_after=$ma"
 		"fills_skipped=$((fa - fb))" "evictions=$((ea - eb))")
 	"${REPORT[@]}" wrk "$RUNS" "$res" "$log" "workload=$workload" "label=$label" \
 		"target=$target" "conns=$conns" "round=$round" "cache_size=$CUR_CACHE" \
@@ -531,6 +717,28 @@ sanity_checks() {
 		die "kvserver PUT did not store the value"
 }
 
+# Anonymous, Basic and Bearer GETs all answer 200 with the value, and an
+# authenticated repeat is a cache hit; a wrong password is 401 (sent from
+# 127.0.0.250, so that 127.0.0.1's failure count stays at zero).
+auth_sanity() {
+	local kv got t
+	kv=$(url_of kvserver)
+	for t in anonymous basic bearer; do
+		local args=()
+		case $t in
+		basic) args=(-u "$AUTH_ROLE:$AUTH_PASS") ;;
+		bearer) args=(-H "Authorization: Bearer $AUTH_TOKEN") ;;
+		esac
+		got=$(curl -s "${args[@]}" "$kv/kv/h1")
+		[ "$got" = "$VALUE" ] || die "kvserver GET /kv/h1 ($t) answered '$got'"
+		curl -s "${args[@]}" -D - -o /dev/null "$kv/kv/h1" | grep -qi '^X-Cache: HIT' ||
+			say "WARNING: GET /kv/h1 ($t, repeated) is not X-Cache: HIT"
+	done
+	got=$(curl -s --interface 127.0.0.250 -o /dev/null -w '%{http_code}' -u "$AUTH_ROLE:wrong" "$kv/kv/h1")
+	[ "$got" = 401 ] || die "kvserver GET /kv/h1 with a wrong password answered $got, not 401"
+	say "auth sanity: anonymous, Basic, Bearer GET 200 (cache hits); wrong password 401"
+}
+
 # A B A B: every round runs each target once, in the same order.
 workload_get_hit() {
 	local conns t r
@@ -544,6 +752,49 @@ workload_get_hit() {
 			done
 		done
 	done
+}
+
+# GET hit as three kinds of client: anonymous, Basic (SCRAM role), Bearer token.
+workload_get_hit_auth() {
+	local conns t r
+	for conns in 16 64; do
+		for t in kvserver kvserver_basic kvserver_bearer; do
+			wrk_run get_hit_auth "GET hit, auth" "$t" "$conns" warm get uniform h "$HIT_KEYS"
+		done
+		for r in $(seq 1 "$ROUNDS"); do
+			for t in kvserver kvserver_basic kvserver_bearer; do
+				wrk_run get_hit_auth "GET hit, auth" "$t" "$conns" "$r" get uniform h "$HIT_KEYS"
+			done
+		done
+	done
+}
+
+# Normal clients (wrk c16 from 127.0.0.1, anonymous, then Basic) without and
+# with the attacker; each attacker run has a fresh address, so each sees the
+# 401s of an address not yet blocked, then 429s.
+workload_auth_flood() {
+	local t r v label
+	RUN_VARIANT=none
+	ATTACK_MODE=
+	for t in kvserver kvserver_basic; do
+		wrk_run auth_flood "auth flood, no attacker" "$t" 16 warm get uniform h "$HIT_KEYS"
+	done
+	for r in $(seq 1 "$ROUNDS"); do
+		for t in kvserver kvserver_basic; do
+			for v in none $FLOOD_VARIANTS; do
+				RUN_VARIANT=$v
+				case $v in
+				none) ATTACK_MODE= label="auth flood, no attacker" ;;
+				keepalive) ATTACK_MODE=$v label="auth flood, attacker keep-alive" ;;
+				fresh) ATTACK_MODE=$v label="auth flood, attacker new conn each" ;;
+				control) ATTACK_MODE=$v label="auth flood, control: new conn each, no credentials" ;;
+				esac
+				wrk_run auth_flood "$label" "$t" 16 "$r" get uniform h "$HIT_KEYS"
+			done
+		done
+	done
+	RUN_VARIANT=
+	ATTACK_MODE=
 }
 
 workload_put() {
@@ -621,13 +872,22 @@ pg_start "$MAIN_CACHE"
 [ "$loaded" = yes ] || load_data
 mem_note "fresh worker (before)"
 sanity_checks
-if wants get_hit || wants put; then
+if wants get_hit_auth || wants auth_flood; then auth_sanity; fi
+if wants get_hit || wants put || wants get_hit_auth || wants auth_flood; then
 	warm_hit_keys
 	mem_note "after loading $HIT_KEYS keys"
 fi
 if wants get_hit; then
 	workload_get_hit
 	mem_note "after GET hit"
+fi
+if wants get_hit_auth; then
+	workload_get_hit_auth
+	mem_note "after GET hit, auth"
+fi
+if wants auth_flood; then
+	workload_auth_flood
+	mem_note "after auth flood"
 fi
 if wants put; then
 	workload_put
@@ -640,6 +900,11 @@ pg_stop
 grep -E 'ERROR|WARNING|FATAL|PANIC|terminated by signal' "$PGDATA/server.log" |
 	grep -v 'terminating background worker "kvserver" due to administrator command' |
 	sort | uniq -c | sort -rn | head -n 20 >"$OUT/logs/postgresql-problems.txt" || true
+# Each failed HTTP login is one LOG line: they should match the attackers' 401s.
+fails=$(grep -c 'HTTP password authentication failed' "$PGDATA/server.log" || true)
+tfails=$(grep -c 'HTTP token authentication failed' "$PGDATA/server.log" || true)
+"${REPORT[@]}" note "$META" "log_password_failures=$fails" "log_token_failures=$tfails"
+say "PostgreSQL log: $fails failed HTTP password logins, $tfails failed token logins"
 if [ -s "$OUT/logs/postgresql-problems.txt" ]; then
 	say "PostgreSQL log has errors/warnings (bench/out/logs/postgresql-problems.txt):"
 	cat "$OUT/logs/postgresql-problems.txt"

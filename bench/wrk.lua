@@ -17,6 +17,12 @@
 --   BENCH_VALUE   the value PUT (16 bytes by default)
 --   BENCH_TAG     makes put_new keys unique across runs
 --   BENCH_RESULT  file the JSON summary is written to
+--   BENCH_BASIC   "role:password": every request carries
+--                 Authorization: Basic base64(role:password)
+--   BENCH_TOKEN   a kv_token_create() token: every request carries
+--                 Authorization: Bearer <token> (BENCH_BASIC wins if both)
+--                 Neither: no Authorization header (kvserver.anonymous_role).
+--                 The header is built once per thread, not per request.
 --
 -- Every target pays for the same Lua work per request (one key choice, one
 -- wrk.format), so the client's share of the two CPUs is the same for all.
@@ -31,6 +37,33 @@ local put_pct = tonumber(os.getenv("BENCH_PUT_PCT") or "10")
 local value   = os.getenv("BENCH_VALUE") or "0123456789abcdef"
 local tag     = os.getenv("BENCH_TAG") or tostring(os.time())
 local result  = os.getenv("BENCH_RESULT")
+local basic   = os.getenv("BENCH_BASIC")
+local token   = os.getenv("BENCH_TOKEN")
+
+-- RFC 4648 base64 with padding (LuaJIT has no library for it).
+local function base64(s)
+   local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+   local out = {}
+   for i = 1, #s, 3 do
+      local a, b, c = s:byte(i, i + 2)
+      local n = a * 65536 + (b or 0) * 256 + (c or 0)
+      local k = #out
+      for j = 1, 4 do
+         local d = math.floor(n / 64 ^ (4 - j)) % 64
+         out[k + j] = alphabet:sub(d + 1, d + 1)
+      end
+      if not c then out[k + 4] = "=" end
+      if not b then out[k + 3] = "=" end
+   end
+   return table.concat(out)
+end
+
+local authorization
+if basic and basic ~= "" then
+   authorization = "Basic " .. base64(basic)
+elseif token and token ~= "" then
+   authorization = "Bearer " .. token
+end
 
 -- setup() runs in the main Lua state; thread:set() makes bench_thread_no a
 -- global in each thread's own state.
@@ -88,6 +121,11 @@ local function new_key()
 end
 
 local headers_put = { ["Content-Type"] = "application/octet-stream" }
+-- wrk.format() falls back to wrk.headers when given none (the GETs)
+if authorization then
+   wrk.headers["Authorization"] = authorization
+   headers_put["Authorization"] = authorization
+end
 
 local function get(key)
    if target == "webdis" then

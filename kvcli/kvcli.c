@@ -50,12 +50,21 @@
  *						   path in it is kept as a prefix (for a proxy)
  *	  --ttl SECONDS		   put only: expire after SECONDS (a positive integer)
  *	  --content-type TYPE  put only: the Content-Type to store
+ *	  --user USER:PASSWORD a PostgreSQL role and its password (HTTP Basic)
+ *	  --token TOKEN		   a token from kv_token_create() (HTTP Bearer)
+ *	  --cacert FILE		   CA certificate(s) to verify an https:// server with
  *	  -h, --help		   usage on standard output, exit 0
  *
  * ENVIRONMENT
  *	  KVSERVER_URL		   base URL when --url is not given; when unset or
  *						   empty, http://127.0.0.1:8080
+ *	  KVSERVER_USER		   USER:PASSWORD when --user is not given
+ *	  KVSERVER_TOKEN	   token when --token is not given (a token wins over
+ *						   a user)
+ *	  KVSERVER_CACERT	   CA file when --cacert is not given
  *	  libcurl's usual proxy variables (http_proxy, no_proxy, ...) apply.
+ *	  Credentials are better passed in the environment than on the command
+ *	  line, where other users may see them in the process list.
  *
  * EXIT STATUS
  *	  0  success (get: the key exists and its value was written)
@@ -125,6 +134,11 @@ typedef struct Options
 	const char *content_type;	/* --content-type, or NULL */
 } Options;
 
+/* Who we are and whom we trust: for every request (see parse_args). */
+static const char *auth_user;	/* "user:password", or NULL */
+static const char *auth_token;	/* bearer token, or NULL */
+static const char *ca_file;		/* CA certificates for https, or NULL */
+
 static void usage_error(const char *fmt,...)
 			__attribute__((format(printf, 1, 2), noreturn));
 static void die(int code, const char *fmt,...)
@@ -160,6 +174,12 @@ print_help(FILE *out)
 			"  --ttl SECONDS        put: the key expires after SECONDS\n"
 			"  --content-type TYPE  put: Content-Type to store\n"
 			"                       (default application/octet-stream)\n"
+			"  --user USER:PASSWORD a PostgreSQL role and its password (default:\n"
+			"                       $KVSERVER_USER)\n"
+			"  --token TOKEN        a token from kv_token_create() (default:\n"
+			"                       $KVSERVER_TOKEN)\n"
+			"  --cacert FILE        CA certificates for an https:// URL (default:\n"
+			"                       $KVSERVER_CACERT)\n"
 			"  -h, --help           show this help and exit\n"
 			"  --                   end of options, for a KEY or VALUE starting with '-'\n"
 			"\n"
@@ -368,6 +388,18 @@ http_perform(CURL *curl, const char *method, const char *url,
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "kvcli/1.0");
+	if (ca_file != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+	if (auth_token != NULL)
+	{
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
+		curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, auth_token);
+	}
+	else if (auth_user != NULL)
+	{
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(curl, CURLOPT_USERPWD, auth_user);
+	}
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp->body);
 
@@ -784,6 +816,9 @@ parse_args(int argc, char **argv, Options *opts)
 
 	memset(opts, 0, sizeof(*opts));
 	opts->url = (env_url != NULL && env_url[0] != '\0') ? env_url : DEFAULT_URL;
+	auth_user = getenv("KVSERVER_USER");
+	auth_token = getenv("KVSERVER_TOKEN");
+	ca_file = getenv("KVSERVER_CACERT");
 
 	for (i = 1; i < argc; i++)
 	{
@@ -806,6 +841,12 @@ parse_args(int argc, char **argv, Options *opts)
 				opts->ttl = value;
 			else if (match_option("--content-type", argc, argv, &i, &value))
 				opts->content_type = value;
+			else if (match_option("--user", argc, argv, &i, &value))
+				auth_user = value;
+			else if (match_option("--token", argc, argv, &i, &value))
+				auth_token = value;
+			else if (match_option("--cacert", argc, argv, &i, &value))
+				ca_file = value;
 			else
 				usage_error("unknown option \"%s\"", arg);
 			continue;
@@ -814,6 +855,15 @@ parse_args(int argc, char **argv, Options *opts)
 			usage_error("too many arguments");
 		positional[npos++] = arg;
 	}
+
+	if (auth_user != NULL && auth_user[0] == '\0')
+		auth_user = NULL;
+	if (auth_token != NULL && auth_token[0] == '\0')
+		auth_token = NULL;
+	if (ca_file != NULL && ca_file[0] == '\0')
+		ca_file = NULL;
+	if (auth_user != NULL && strchr(auth_user, ':') == NULL)
+		usage_error("--user takes USER:PASSWORD");
 
 	if (npos == 0)
 		usage_error("no command given");

@@ -22,6 +22,7 @@ RUN_PACKAGES=(
 	postgresql-server-dev-15   # pg_config, PGXS
 	libcivetweb-dev            # embedded HTTP server
 	libjansson-dev             # JSON
+	libssl-dev                 # OpenSSL 3, for HTTPS (src/pg/tls.c, src/tls/)
 	curl                       # run-local.sh waits for /health
 	make
 	gcc
@@ -37,6 +38,7 @@ TEST_PACKAGES=(
 	llvm-14                    # llvm-symbolizer, for fuzzer stack traces
 	valgrind                   # the memcheck pass (scripts/test.sh --valgrind)
 	binutils                   # nm, for the thread-boundary check
+	openssl                    # the openssl command: certificates for the TLS test
 )
 
 case $PURPOSE in

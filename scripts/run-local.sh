@@ -12,7 +12,12 @@
 # 4. pg_ctl start, CREATE EXTENSION IF NOT EXISTS kvserver, print how to connect,
 #    follow the server log until Ctrl-C/SIGTERM, then pg_ctl stop -m fast.
 #
-# Environment: KV_HTTP_PORT (8080), KV_PG_PORT (5440).
+# 5. HTTP requests without credentials run as the NOLOGIN role kv_anonymous,
+#    which may read and write kv_store (kvserver.anonymous_role): the quick
+#    start works with plain curl.  KV_ANONYMOUS_ROLE= (empty) turns that off,
+#    so that every request needs a role's password or a token.
+#
+# Environment: KV_HTTP_PORT (8080), KV_PG_PORT (5440), KV_ANONYMOUS_ROLE (kv_anonymous).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -21,6 +26,7 @@ PG_CONFIG=$PGBIN/pg_config
 HTTP_PORT=${KV_HTTP_PORT:-8080}
 PG_PORT=${KV_PG_PORT:-5440}
 PG_USER=postgres
+ANON_ROLE=${KV_ANONYMOUS_ROLE-kv_anonymous}
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'run-local.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -28,6 +34,7 @@ as_pg() { runuser -u "$PG_USER" -- "$@"; }
 
 case $HTTP_PORT in '' | *[!0-9]*) die "KV_HTTP_PORT must be a number, got '$HTTP_PORT'" ;; esac
 case $PG_PORT in '' | *[!0-9]*) die "KV_PG_PORT must be a number, got '$PG_PORT'" ;; esac
+case $ANON_ROLE in *[!a-z0-9_]*) die "KV_ANONYMOUS_ROLE must be a plain lower-case role name, got '$ANON_ROLE'" ;; esac
 
 if [ "$(id -u)" -ne 0 ]; then
 	die "run this as root (it installs packages and the extension, and runs the cluster as '$PG_USER')"
@@ -116,6 +123,7 @@ listen_addresses = ''
 unix_socket_directories = '$CLUSTER'
 kvserver.port = $HTTP_PORT
 kvserver.database = 'postgres'
+kvserver.anonymous_role = '$ANON_ROLE'
 EOF
 chown "$PG_USER:$PG_USER" "$CLUSTER/kvserver-local.conf"
 chmod 600 "$CLUSTER/kvserver-local.conf"
@@ -163,6 +171,20 @@ pm_pid=$(head -n 1 "$CLUSTER/postmaster.pid")
 say "CREATE EXTENSION IF NOT EXISTS kvserver (database postgres)"
 as_pg "$PGBIN/psql" -h "$CLUSTER" -p "$PG_PORT" -U "$PG_USER" -d postgres -X -q \
 	-v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS kvserver' </dev/null
+if [ -n "$ANON_ROLE" ]; then
+	say "anonymous HTTP requests run as role $ANON_ROLE (NOLOGIN; may read and write kv_store)"
+	as_pg "$PGBIN/psql" -h "$CLUSTER" -p "$PG_PORT" -U "$PG_USER" -d postgres -X -q \
+		-v ON_ERROR_STOP=1 <<EOF
+SET client_min_messages = warning;
+DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ANON_ROLE') THEN
+		CREATE ROLE $ANON_ROLE NOLOGIN;
+	END IF;
+END \$\$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON kv_store TO $ANON_ROLE;
+GRANT USAGE ON SEQUENCE kv_store_version_seq TO $ANON_ROLE;
+EOF
+fi
 
 URL=http://127.0.0.1:$HTTP_PORT
 say "waiting for $URL/health"
@@ -184,6 +206,13 @@ kvserver is running.
   HTTP:  $URL/          e.g.  curl -X PUT --data-binary hello $URL/kv/greeting
                                  curl -i $URL/kv/greeting
   SQL:   psql -h $CLUSTER -p $PG_PORT -U $PG_USER postgres
+  auth:  requests without credentials run as ${ANON_ROLE:-nobody (they get 401)}; a role of your own:
+           CREATE ROLE app LOGIN PASSWORD 'app-password';
+           GRANT SELECT, INSERT, UPDATE, DELETE ON kv_store TO app;
+           GRANT USAGE ON SEQUENCE kv_store_version_seq TO app;
+         then  curl -u app:app-password $URL/kv/greeting
+         or a token:  SET ROLE app; SELECT kv_token_create('1 day');
+               curl -H "Authorization: Bearer <token>" $URL/kv/greeting
   data:  $CLUSTER   (log: $LOGFILE)
 Following the server log; press Ctrl-C to stop the cluster.
 

@@ -12,8 +12,8 @@
 #    of the same tree) and runs `dpkg-buildpackage -us -uc -b` there
 # 4. checks the .deb files' contents and control fields (dpkg-deb -c, -I)
 # 5. unpacks them into a scratch root (dpkg -x) and checks the files, that the
-#    module is a PostgreSQL module (nm -D: _PG_init, Pg_magic_func) and that
-#    kvcli runs
+#    module is a PostgreSQL module (nm -D: _PG_init, Pg_magic_func), that
+#    the OpenSSL shims give civetweb TLS, and that kvcli runs
 # 6. validates META.json against the PGXN meta spec 1.0.0
 #
 # Last line: "package: N passed, M failed"; exit 1 if anything failed.  The
@@ -181,6 +181,9 @@ members() { dpkg-deb -c "$1" | awk '{ print $6 }'; }
 contains_path() { members "$1" | grep -xF "$2" >/dev/null; }
 # lacks_path_prefix DEB REGEX: no member of DEB matches ^REGEX
 lacks_path_prefix() { [ "$(members "$1" | grep -c "^$2" || true)" = 0 ]; }
+# no_shlibs DEB: DEB's control area has no shlibs file (the shims' SONAMEs,
+# libssl.so and libcrypto.so, must not be offered to other packages)
+no_shlibs() { ! dpkg-deb -I "$1" shlibs >/dev/null 2>&1; }
 # control_field DEB FIELD
 control_field() { dpkg-deb -I "$1" control | sed -n "s/^$2: //p"; }
 # depends_on DEB PACKAGE: PACKAGE is one of DEB's Depends
@@ -196,9 +199,16 @@ field_is() { [ "$(control_field "$1" "$2")" = "$3" ]; }
 
 VERSION=$(cd "$ROOT" && dpkg-parsechangelog -S Version)
 EXT_VERSION=$(sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" "$ROOT/kvserver.control")
+# every install and upgrade script of the checkout (kvserver--1.1.sql,
+# kvserver--1.0--1.1.sql, ...; not the pg_regress files kvserver_*.sql)
+mapfile -t SQL_SCRIPTS < <(cd "$ROOT/sql" && ls kvserver--*.sql)
 mapfile -t PGVERSIONS < <(cd "$ROOT" && pg_buildext supported-versions)
 check "debian/pgversions gives PostgreSQL versions (${PGVERSIONS[*]:-none})" test "${#PGVERSIONS[@]}" -gt 0
 check "kvserver.control has a default_version (${EXT_VERSION:-none})" test -n "$EXT_VERSION"
+check "sql/ has the install script of the default_version (kvserver--$EXT_VERSION.sql)" \
+	test -f "$ROOT/sql/kvserver--$EXT_VERSION.sql"
+check "sql/ has an upgrade script to $EXT_VERSION (scripts: ${SQL_SCRIPTS[*]})" \
+	test -n "$(cd "$ROOT/sql" && ls kvserver--*--"$EXT_VERSION".sql 2>/dev/null)"
 SCRATCH=$WORK/root
 
 if [ "$built" = 1 ]; then
@@ -216,8 +226,9 @@ if [ "$built" = 1 ]; then
 		share=./usr/share/postgresql/$v/extension
 		check "$pkg: dpkg-deb -c has $lib/kvserver.so" contains_path "$deb" "$lib/kvserver.so"
 		check "$pkg: dpkg-deb -c has $share/kvserver.control" contains_path "$deb" "$share/kvserver.control"
-		check "$pkg: dpkg-deb -c has $share/kvserver--$EXT_VERSION.sql" \
-			contains_path "$deb" "$share/kvserver--$EXT_VERSION.sql"
+		for script in "${SQL_SCRIPTS[@]}"; do
+			check "$pkg: dpkg-deb -c has $share/$script" contains_path "$deb" "$share/$script"
+		done
 		check "$pkg: no kvcli, nothing in /usr/local, no /usr/bin" \
 			lacks_path_prefix "$deb" './usr/\(local\|bin\)/'
 		check "$pkg: dpkg-deb -I Package is $pkg" field_is "$deb" Package "$pkg"
@@ -225,6 +236,10 @@ if [ "$built" = 1 ]; then
 		check "$pkg: Depends includes postgresql-$v" depends_on "$deb" "postgresql-$v"
 		check "$pkg: Depends includes libcivetweb1 (shlibs)" depends_on "$deb" libcivetweb1
 		check "$pkg: Depends includes libjansson4 (shlibs)" depends_on "$deb" libjansson4
+		check "$pkg: dpkg-deb -c has $lib/kvserver_libssl.so" contains_path "$deb" "$lib/kvserver_libssl.so"
+		check "$pkg: dpkg-deb -c has $lib/kvserver_libcrypto.so" contains_path "$deb" "$lib/kvserver_libcrypto.so"
+		check "$pkg: Depends includes libssl3 (shlibs)" depends_on "$deb" libssl3
+		check "$pkg: declares no shared library of its own (no shlibs file)" no_shlibs "$deb"
 		dpkg -x "$deb" "$SCRATCH"
 	done
 	if [ -n "$CLI_DEB" ]; then
@@ -244,13 +259,41 @@ if [ "$built" = 1 ]; then
 	control_says() { grep -Eq "$2" "$1"; }
 	prints_usage() { "$1" --help </dev/null | grep -i usage >/dev/null; }
 	same_files() { cmp -s "$1" "$2" && cmp -s "$3" "$4"; }
+	has_soname() { readelf -d "$1" | grep "(SONAME).*\[$2\]" >/dev/null; }
+	# civetweb_tls LIBDIR: with the shims of LIBDIR loaded (as src/pg/tls.c
+	# does), civetweb's dlopen() names find them and mg_init_library() has TLS
+	civetweb_tls() {
+		cat >"$WORK/civetweb_tls.c" <<'C'
+#include <dlfcn.h>
+#include <stdio.h>
+#include <civetweb.h>
+int main(int argc, char **argv) {
+	const char *f[] = {"kvserver_libcrypto.so", "kvserver_libssl.so"};
+	const char *soname[] = {"libcrypto.so", "libssl.so"};
+	char path[4096];
+	for (int i = 0; i < 2; i++) {
+		void *h;
+		snprintf(path, sizeof(path), "%s/%s", argv[1], f[i]);
+		if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+		if (dlopen(soname[i], RTLD_LAZY | RTLD_NOLOAD) != h) { fprintf(stderr, "%s is not %s\n", soname[i], path); return 1; }
+	}
+	if (!(mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS)) { fprintf(stderr, "no TLS\n"); return 1; }
+	return 0;
+}
+C
+		cc -std=gnu99 -o "$WORK/civetweb_tls" "$WORK/civetweb_tls.c" -lcivetweb -ldl &&
+			"$WORK/civetweb_tls" "$1"
+	}
 	for v in "${PGVERSIONS[@]}"; do
 		so=$SCRATCH/usr/lib/postgresql/$v/lib/kvserver.so
 		ctl=$SCRATCH/usr/share/postgresql/$v/extension/kvserver.control
 		sql=$SCRATCH/usr/share/postgresql/$v/extension/kvserver--$EXT_VERSION.sql
 		check "dpkg -x: $v kvserver.so is there" test -f "$so"
 		check "dpkg -x: $v kvserver.control is there" test -f "$ctl"
-		check "dpkg -x: $v kvserver--$EXT_VERSION.sql is there" test -f "$sql"
+		for script in "${SQL_SCRIPTS[@]}"; do
+			check "dpkg -x: $v $script is there and is the checkout's" \
+				cmp -s "$SCRATCH/usr/share/postgresql/$v/extension/$script" "$ROOT/sql/$script"
+		done
 		if [ -f "$so" ]; then
 			check "kvserver.so is an ELF shared object" is_elf "$so"
 			check "kvserver.so: nm -D shows _PG_init" has_dynsym "$so" _PG_init
@@ -258,6 +301,15 @@ if [ "$built" = 1 ]; then
 			check "kvserver.so links libcivetweb" needs_lib "$so" libcivetweb.so
 			check "kvserver.so links libjansson" needs_lib "$so" libjansson.so
 		fi
+		libdir=$SCRATCH/usr/lib/postgresql/$v/lib
+		check "dpkg -x: $v kvserver_libssl.so has SONAME libssl.so and links libssl.so.3" \
+			eval 'has_soname "$libdir/kvserver_libssl.so" libssl.so && needs_lib "$libdir/kvserver_libssl.so" libssl.so.3'
+		check "dpkg -x: $v kvserver_libcrypto.so has SONAME libcrypto.so and links libcrypto.so.3" \
+			eval 'has_soname "$libdir/kvserver_libcrypto.so" libcrypto.so && needs_lib "$libdir/kvserver_libcrypto.so" libcrypto.so.3'
+		check "kvserver_libssl.so: nm -D shows SSL_get_peer_certificate" \
+			has_dynsym "$libdir/kvserver_libssl.so" SSL_get_peer_certificate
+		check "the packaged shims give civetweb TLS (mg_init_library(MG_FEATURES_TLS))" \
+			civetweb_tls "$libdir"
 		if [ -f "$ctl" ]; then
 			check "kvserver.control: module_pathname is \$libdir/kvserver" \
 				control_says "$ctl" "^module_pathname[[:space:]]*=[[:space:]]*'\\\$libdir/kvserver'"

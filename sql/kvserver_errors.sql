@@ -182,3 +182,23 @@ DROP ROLE regress_kv_nobody;
 DROP ROLE regress_kv_reader;
 SELECT count(*) FROM pg_roles WHERE rolname LIKE 'regress_kv_%';
 TRUNCATE kv_store;
+
+-- the content type rule (1.1): CHECK kv_store_content_type_valid, the rule of
+-- kv_content_type_valid() on the HTTP side (test/t/120 checks they agree)
+SELECT extversion FROM pg_extension WHERE extname = 'kvserver';
+\set VERBOSITY terse
+INSERT INTO kv_store (key, value, content_type)
+  VALUES ('ct-crlf', 'x', E'text/plain\r\nSet-Cookie: a=1');
+INSERT INTO kv_store (key, value, content_type)
+  VALUES ('ct-256', 'x', 'a/' || repeat('b', 254));
+INSERT INTO kv_store (key, value, content_type) VALUES ('ct-no-slash', 'x', 'text');
+INSERT INTO kv_store (key, value, content_type) VALUES ('ct-empty', 'x', '');
+INSERT INTO kv_store (key, value, content_type) VALUES ('ct-latin', 'x', 'text/café');
+\set VERBOSITY default
+INSERT INTO kv_store (key, value, content_type) VALUES
+  ('ct-255', 'x', 'a/' || repeat('b', 253)),
+  ('ct-params', 'x', 'text/plain ; charset="utf-8"'),
+  ('ct-none', 'x', NULL);
+SELECT kv_put('ct-text', 'kv_put records a valid one');
+SELECT key, octet_length(content_type) AS ct_bytes FROM kv_store ORDER BY key;
+TRUNCATE kv_store;

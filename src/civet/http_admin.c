@@ -57,6 +57,8 @@ kv_handle_metrics(const KvHttpCtx *ctx)
 
 	if (!ctx->reads)
 		return send_get_only(ctx, "allowed methods here are GET and HEAD");
+	if ((status = kv_confirm_identity(ctx)) != 0)
+		return status;
 	page = kv_metrics_render(&len);
 	if (page == NULL)
 		return kv_send_error(ctx, 500, KV_ERR_INTERNAL, "out of memory", NULL,
@@ -70,8 +72,12 @@ kv_handle_metrics(const KvHttpCtx *ctx)
 int
 kv_handle_dashboard(const KvHttpCtx *ctx)
 {
+	int			status;
+
 	if (!ctx->reads)
 		return send_get_only(ctx, "allowed methods here are GET and HEAD");
+	if ((status = kv_confirm_identity(ctx)) != 0)
+		return status;
 	return kv_send_static(ctx, "text/html; charset=utf-8",
 						  kv_dashboard_html, kv_dashboard_html_len);
 }

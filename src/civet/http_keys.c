@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "cache_fastpath.h"
+#include "http_auth.h"
 #include "http_handlers.h"
 #include "http_parse.h"
 #include "http_reply.h"
@@ -71,11 +72,15 @@ read_put(const KvHttpCtx *ctx, KvRequest *req)
 	req->if_none_match = KV_MATCH_NONE;
 	if (kv_parse_ttl(ctx->ri->query_string, &req->ttl_seconds, &why) != KV_ERR_NONE)
 		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST, why, NULL, true);
+	/* checked before the body is read: the database never sees a bad one */
 	ct = kv_find_header(ctx->ri, "Content-Type", &nct);
-	if (ct != NULL && strlen(ct) > KV_MAX_CONTENT_TYPE_LEN)
+	if (nct > 1)
 		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
-							 "Content-Type is longer than 255 bytes", NULL,
-							 true);
+							 "repeated Content-Type header", NULL, true);
+	if (ct != NULL && !kv_content_type_valid(ct, strlen(ct)))
+		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
+							 "Content-Type must be type/subtype of token characters, optionally followed by ; and parameters: 1 to 255 bytes of printable ASCII",
+							 NULL, true);
 	rc = kv_read_body(ctx, kv_limit_value_size(), &req->value, &req->value_len);
 	if (rc == 413)
 		return kv_send_error(ctx, 413, KV_ERR_VALUE_TOO_LARGE,
@@ -123,7 +128,9 @@ kv_handle_key(const KvHttpCtx *ctx, const char *key_raw)
 							 ctx->method == KV_METHOD_PUT);
 	}
 
-	if (ctx->reads && serve_cache_hit(ctx, key, key_len, if_none_match, &status))
+	/* only for a role the credential cache knows may read the whole table */
+	if (ctx->reads && ctx->id != NULL && ctx->id->verified && ctx->id->may_hit &&
+		serve_cache_hit(ctx, key, key_len, if_none_match, &status))
 	{
 		free(key);
 		return status;

@@ -10,10 +10,12 @@
  *
  * Headers are built with a bounded appender: a header that would not fit
  * is a bug, and the reply becomes a 500 rather than a truncated or
- * overflowing one.  A content type comes from a table row that any role
- * allowed to write kv_store may have set, so it is checked here before it
- * is echoed: one that is not printable ASCII or is too long is replaced
- * by application/octet-stream.
+ * overflowing one.  Every content type is checked here, whatever its
+ * origin (a PUT, a table row that any role allowed to write kv_store may
+ * have set before the CHECK constraint existed, the cache, a constant):
+ * one that kv_content_type_valid() refuses is untrusted and replaced by
+ * application/octet-stream, so stored data can never add a header or
+ * split a reply.
  *
  * civetweb side: runs on civetweb threads, no PostgreSQL.
  *
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_auth.h"
 #include "http_parse.h"
 
 #ifdef PG_MAJORVERSION
@@ -55,6 +58,10 @@ status_text(int status)
 			return "Not Modified";
 		case 400:
 			return "Bad Request";
+		case 401:
+			return "Unauthorized";
+		case 403:
+			return "Forbidden";
 		case 404:
 			return "Not Found";
 		case 405:
@@ -67,6 +74,8 @@ status_text(int status)
 			return "Precondition Failed";
 		case 413:
 			return "Payload Too Large";
+		case 429:
+			return "Too Many Requests";
 		case 500:
 			return "Internal Server Error";
 		case 503:
@@ -77,30 +86,33 @@ status_text(int status)
 	return "Error";
 }
 
-/* PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC. */
-static void
+/*
+ * PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC.  False
+ * when it cannot be formatted into 'buf' (strftime leaves the buffer
+ * undefined then, so it must not be sent).
+ */
+static bool
 format_timestamp(int64_t pg_ts, char *buf, size_t len)
 {
 	time_t		secs = (time_t) (pg_ts / 1000000 + KV_PG_EPOCH_UNIX_SECS);
 	struct tm	tm;
 
-	gmtime_r(&secs, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&secs, &tm) == NULL)
+		return false;
+	return strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
 }
 
-/* A content type fit to be sent as a header: printable ASCII, bounded. */
-static bool
+/*
+ * The Content-Type to send for 'ct': itself if it passes the content type
+ * rule, else application/octet-stream.  strnlen: a hostile content type is
+ * never scanned past one byte more than the longest valid one.
+ */
+static const char *
 content_type_sendable(const char *ct)
 {
-	size_t		i;
+	size_t		len = strnlen(ct, KV_MAX_CONTENT_TYPE_LEN + 1);
 
-	for (i = 0; ct[i] != '\0'; i++)
-	{
-		if (i >= KV_MAX_CONTENT_TYPE_LEN ||
-			(unsigned char) ct[i] < 0x20 || (unsigned char) ct[i] > 0x7e)
-			return false;
-	}
-	return i > 0;
+	return kv_content_type_valid(ct, len) ? ct : OCTET_STREAM;
 }
 
 /* A fixed buffer that headers are appended to; 'overflow' once full. */
@@ -140,8 +152,7 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 		head_add(h, "Content-Length: %zu\r\n", body_len);
 	if (r->content_type && !no_body)
 		head_add(h, "Content-Type: %s\r\n",
-				 content_type_sendable(r->content_type)
-				 ? r->content_type : OCTET_STREAM);
+				 content_type_sendable(r->content_type));
 	if (r->etag >= 0)
 		head_add(h, "ETag: \"%" PRId64 "\"\r\n", r->etag);
 	if (r->cache >= 0)
@@ -150,13 +161,20 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 	{
 		char		ts[64];
 
-		format_timestamp(r->expires_at, ts, sizeof(ts));
-		head_add(h, "X-Expires-At: %s\r\n", ts);
+		/* one that cannot be formatted is a 500, as a header that does not fit */
+		if (format_timestamp(r->expires_at, ts, sizeof(ts)))
+			head_add(h, "X-Expires-At: %s\r\n", ts);
+		else
+			h->overflow = true;
 	}
 	if (r->allow)
 		head_add(h, "Allow: %s\r\n", r->allow);
-	if (r->status == 503)
+	if (r->retry_after > 0)
+		head_add(h, "Retry-After: %d\r\n", r->retry_after);
+	else if (r->status == 503)
 		head_add(h, "Retry-After: 1\r\n");
+	if (r->status == 401)
+		head_add(h, "WWW-Authenticate: Basic realm=\"kvserver\"\r\n");
 	if (r->close)
 		head_add(h, "Connection: close\r\n");
 	head_add(h, "\r\n");
@@ -328,9 +346,38 @@ send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 			return kv_send_json(ctx, 200,
 								kv_json_health(req->database ? req->database : ""),
 								-1);
+		case KV_OP_AUTH:
+			break;
 	}
 	return kv_send_error(ctx, 500, KV_ERR_INTERNAL, "unknown operation",
 						 NULL, false);
+}
+
+/*
+ * Hand a request, with the asker's identity, to the main thread and wait
+ * for it.  False when it could not be answered: the error is written,
+ * *status says which, and 'req' is gone (freed, or left to the main
+ * thread after a timeout).
+ */
+static bool
+submit_and_wait(const KvHttpCtx *ctx, KvRequest *req, int *status)
+{
+	if (ctx->id != NULL && !kv_auth_attach(ctx->id, req))
+	{
+		kvq_request_free(req);
+		*status = kv_send_error(ctx, 500, KV_ERR_INTERNAL, "out of memory",
+								NULL, true);
+		return false;
+	}
+	if (!kvq_submit_and_wait(req, kv_limit_timeout_ms()))
+	{
+		*status = kv_send_error(ctx, 503, KV_ERR_UNAVAILABLE,
+								"request timed out waiting for the database",
+								NULL, false);
+		return false;
+	}
+	kv_auth_learn(ctx, req);
+	return true;
 }
 
 /*
@@ -342,11 +389,34 @@ kv_run_request(const KvHttpCtx *ctx, KvRequest *req)
 {
 	int			status;
 
-	if (!kvq_submit_and_wait(req, kv_limit_timeout_ms()))
-		return kv_send_error(ctx, 503, KV_ERR_UNAVAILABLE,
-							 "request timed out waiting for the database",
-							 NULL, false);
+	if (!submit_and_wait(ctx, req, &status))
+		return status;
 	status = send_request_reply(ctx, req);
+	kvq_request_free(req);
+	return status;
+}
+
+/*
+ * Have the main thread verify an identity the credential cache does not
+ * know, for an endpoint that needs no database work (/metrics, /).
+ * Returns 0 when it is good, or the status of the error it answered.
+ */
+int
+kv_confirm_identity(const KvHttpCtx *ctx)
+{
+	KvRequest  *req;
+	int			status = 0;
+
+	if (ctx->id == NULL || ctx->id->verified)
+		return 0;
+	if ((req = kvq_request_new(KV_OP_AUTH)) == NULL)
+		return kv_send_error(ctx, 500, KV_ERR_INTERNAL, "out of memory",
+							 NULL, true);
+	if (!submit_and_wait(ctx, req, &status))
+		return status;
+	if (req->error != KV_ERR_NONE)
+		status = kv_send_error(ctx, req->status, req->error, req->message,
+							   NULL, false);
 	kvq_request_free(req);
 	return status;
 }

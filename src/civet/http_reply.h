@@ -28,6 +28,7 @@ typedef struct KvReply
 	int64_t		expires_at;		/* PostgreSQL timestamptz; 0: none */
 	int			cache;			/* -1: no header, 0: MISS, 1: HIT */
 	const char *allow;
+	int			retry_after;	/* seconds; 0: none (503 says 1) */
 	bool		head;			/* HEAD: headers only */
 	bool		close;			/* close the connection afterwards */
 } KvReply;
@@ -46,5 +47,6 @@ extern int	kv_send_value(const KvHttpCtx *ctx, const char *value, size_t len,
 extern int	kv_send_static(const KvHttpCtx *ctx, const char *content_type,
 						   const char *body, size_t len);
 extern int	kv_run_request(const KvHttpCtx *ctx, KvRequest *req);
+extern int	kv_confirm_identity(const KvHttpCtx *ctx);
 
 #endif							/* KVSERVER_HTTP_REPLY_H */

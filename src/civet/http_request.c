@@ -9,6 +9,9 @@
  * a body is never read past the limit plus one byte, and every header we
  * act on must appear at most once.
  *
+ * A body left unread by a refusal is drained, within bounds, before the
+ * connection closes (kv_linger_body: lingering close).
+ *
  * Limits: the worker's main thread publishes the kvserver.* limits with
  * kv_http_set_limits() at start and after SIGHUP; civetweb threads read
  * them with relaxed atomic loads (each is one aligned word, and a request
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http_parse.h"
 #include "http_server.h"
@@ -193,9 +197,22 @@ send_continue_if_expected(const KvHttpCtx *ctx)
 }
 
 /*
+ * The body has been read to its end, or given up on (malformed, or the
+ * client closed or stalled): kv_linger_body() leaves it alone.  The
+ * handlers see the context as const; this one flag is bookkeeping for
+ * handle_request(), which owns the context.
+ */
+static void
+mark_body_consumed(const KvHttpCtx *ctx)
+{
+	((KvHttpCtx *) ctx)->body_consumed = true;
+}
+
+/*
  * Read the body, never more than max + 1 bytes.  Returns 0 with the body
  * (malloc'd, NUL-terminated), 413 when it is over the limit, -1 when it is
- * malformed or the client went away.
+ * malformed or the client went away.  After a 413 the rest of the body is
+ * still in flight, for kv_linger_body() to drain.
  */
 int
 kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body, size_t *len)
@@ -210,6 +227,7 @@ kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body, size_t *len)
 	*len = 0;
 	if (!chunked && ri->content_length <= 0)
 	{
+		mark_body_consumed(ctx);
 		*body = calloc(1, 1);
 		return *body ? 0 : -1;
 	}
@@ -246,6 +264,7 @@ kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body, size_t *len)
 		n = mg_read(ctx->conn, buf + used, cap - used);
 		if (n < 0)
 		{
+			mark_body_consumed(ctx);
 			free(buf);
 			return -1;
 		}
@@ -258,6 +277,8 @@ kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body, size_t *len)
 			return 413;
 		}
 	}
+	/* all of it, the end of the chunks, or a client that closed or stalled */
+	mark_body_consumed(ctx);
 	if (!chunked && (int64_t) used != ri->content_length)
 	{
 		free(buf);
@@ -267,6 +288,87 @@ kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body, size_t *len)
 	*body = buf;
 	*len = used;
 	return 0;
+}
+
+/*---- lingering close ----*/
+
+/* Bounds of kv_linger_body(). */
+#define KV_LINGER_MAX_MS		5000
+#define KV_LINGER_MAX_BYTES		(INT64_C(64) * 1024 * 1024)
+#define KV_LINGER_READ_BYTES	4096	/* on a civetweb thread's small stack */
+
+/*
+ * Lingering close, as nginx's lingering_close.  A request refused before
+ * its body was read (413 decided from Content-Length, a 400 that closes, a
+ * 401) leaves the body in flight, and closing a socket with unread data
+ * makes the kernel answer with a reset: a client that does not wait for
+ * "100 Continue" but writes the whole body first (Python's http.client and
+ * requests, Perl's HTTP::Tiny) then sees a broken pipe or a reset instead
+ * of the answer already sent.  So, after the answer, the rest of the body
+ * is read and thrown away through civetweb (which also undoes chunking),
+ * until the first of:
+ *
+ *	- the end of the body;
+ *	- a read that comes back short: mg_read() returns less than it was
+ *	  asked for only at the end of the body, when the client closed or
+ *	  sent a malformed chunk, or when it sent nothing more for
+ *	  kvserver.request_timeout (civetweb's read timeout, as set when the
+ *	  HTTP server started), so a client that stalls is cut off after one
+ *	  request_timeout;
+ *	- KV_LINGER_MAX_BYTES (64 MiB) drained, whatever the body claims;
+ *	- KV_LINGER_MAX_MS (5 s) since draining began, checked after each read
+ *	  of 4 kB.
+ *
+ * Bodies that were read (body_consumed) and requests without one are left
+ * alone.  The body of a request whose framing was refused is drained as
+ * civetweb frames it: its bytes are thrown away, and the connection closes
+ * anyway.
+ *
+ * A body drained to its end lets civetweb keep the connection alive when
+ * nobody asked to close it, exactly as if the handler had read it.  A body
+ * not drained to its end always closes the connection: civetweb would
+ * otherwise go on discarding it itself before the next request, with no
+ * bound at all.
+ */
+void
+kv_linger_body(const KvHttpCtx *ctx)
+{
+	char		buf[KV_LINGER_READ_BYTES];
+	int64_t		drained = 0;
+	bool		complete = false;
+	struct timespec start;
+	struct timespec now;
+
+	if (ctx->body_consumed || ctx->conn == NULL || ctx->ri == NULL)
+		return;
+	if (!ctx->chunked && ctx->ri->content_length <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;)
+	{
+		int			n = mg_read(ctx->conn, buf, sizeof(buf));
+
+		if (n > 0)
+			drained += n;
+		if (n < (int) sizeof(buf))
+		{
+			/*
+			 * A chunked body's end is a short read (-1 is an error); a
+			 * body of known length has ended when all of it came.
+			 */
+			complete = n >= 0 &&
+				(ctx->chunked || drained == ctx->ri->content_length);
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (drained >= KV_LINGER_MAX_BYTES ||
+			(int64_t) (now.tv_sec - start.tv_sec) * 1000 +
+			(now.tv_nsec - start.tv_nsec) / 1000000 >= KV_LINGER_MAX_MS)
+			break;
+	}
+	if (!complete)
+		mg_disable_connection_keep_alive(ctx->conn);
+	mark_body_consumed(ctx);
 }
 
 /*---- preconditions ----*/

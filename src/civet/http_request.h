@@ -21,6 +21,7 @@
 
 struct mg_connection;
 struct mg_request_info;
+struct KvIdentity;
 
 /* The request method, parsed once per request. */
 typedef enum KvMethod
@@ -44,6 +45,13 @@ typedef struct KvHttpCtx
 	bool		head;			/* HEAD: answer with headers only */
 	bool		reads;			/* GET or HEAD */
 	bool		chunked;		/* Transfer-Encoding: chunked */
+	/*
+	 * Set by kv_read_body() once it has read the body to its end or given
+	 * up on it (malformed, client gone); a body with this unset is drained
+	 * by kv_linger_body() before the connection closes.
+	 */
+	bool		body_consumed;
+	struct KvIdentity *id;		/* who is asking; NULL for open endpoints */
 } KvHttpCtx;
 
 extern KvMethod kv_method_parse(const char *method);
@@ -55,6 +63,7 @@ extern const char *kv_framing_problem(const struct mg_request_info *ri,
 									  bool *chunked);
 extern int	kv_read_body(const KvHttpCtx *ctx, int64_t max, char **body,
 						 size_t *len);
+extern void kv_linger_body(const KvHttpCtx *ctx);
 extern const char *kv_parse_preconditions(const KvHttpCtx *ctx,
 										  int64_t *if_match,
 										  int64_t *if_none_match);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_auth.h"
 #include "http_handlers.h"
 #include "http_parse.h"
 #include "http_reply.h"
@@ -45,22 +46,19 @@
 
 static struct mg_context *http_ctx;
 
-static int
-dispatch(const KvHttpCtx *ctx)
+/* Endpoints open to anyone: /health, and /metrics and / when configured. */
+static bool
+route_is_open(KvRoute route)
 {
-	const char *path = ctx->ri->local_uri_raw;
-	const char *key_raw;
+	return route == KV_ROUTE_HEALTH || route == KV_ROUTE_NOT_FOUND ||
+		((route == KV_ROUTE_METRICS || route == KV_ROUTE_DASHBOARD) &&
+		 kv_auth_public_metrics());
+}
 
-	if (path == NULL)
-		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
-							 "request target must be a path", NULL, true);
-
-	/* a body we will not read must not be taken for the next request */
-	if ((ctx->chunked || ctx->ri->content_length > 0) &&
-		ctx->method != KV_METHOD_PUT && ctx->method != KV_METHOD_POST)
-		mg_disable_connection_keep_alive(ctx->conn);
-
-	switch (kv_route(path, &key_raw))
+static int
+route_to_handler(const KvHttpCtx *ctx, KvRoute route, const char *key_raw)
+{
+	switch (route)
 	{
 		case KV_ROUTE_KEY:
 			return kv_handle_key(ctx, key_raw);
@@ -80,11 +78,42 @@ dispatch(const KvHttpCtx *ctx)
 						 NULL, false);
 }
 
+/* Route a request, first finding out who asks unless the endpoint is open. */
+static int
+dispatch(KvHttpCtx *ctx)
+{
+	const char *path = ctx->ri->local_uri_raw;
+	const char *key_raw;
+	KvRoute		route;
+	KvIdentity	id;
+	int			status;
+
+	if (path == NULL)
+		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
+							 "request target must be a path", NULL, true);
+
+	/* a body we will not read must not be taken for the next request */
+	if ((ctx->chunked || ctx->ri->content_length > 0) &&
+		ctx->method != KV_METHOD_PUT && ctx->method != KV_METHOD_POST)
+		mg_disable_connection_keep_alive(ctx->conn);
+
+	route = kv_route(path, &key_raw);
+	if (route_is_open(route))
+		return route_to_handler(ctx, route, key_raw);
+	if ((status = kv_auth_identify(ctx, &id)) != 0)
+		return status;
+	ctx->id = &id;
+	status = route_to_handler(ctx, route, key_raw);
+	ctx->id = NULL;
+	kv_auth_release(&id);
+	return status;
+}
+
 /* Every request: check its framing, route it, count it for /metrics. */
 static int
 handle_request(struct mg_connection *conn, void *cbdata)
 {
-	KvHttpCtx	ctx;
+	KvHttpCtx	ctx = {0};
 	struct timespec start;
 	struct timespec end;
 	const char *why;
@@ -106,6 +135,7 @@ handle_request(struct mg_connection *conn, void *cbdata)
 	kv_metrics_request(ctx.method, status,
 					   (int64_t) (end.tv_sec - start.tv_sec) * 1000000000 +
 					   (end.tv_nsec - start.tv_nsec));
+	kv_linger_body(&ctx);		/* a refused body: drain it, bounded */
 	return status;
 }
 
@@ -131,11 +161,15 @@ handle_http_error(struct mg_connection *conn, int status, const char *msg)
 	return 0;
 }
 
-/* "a, b" + port -> "a:port,b:port"; "*" -> "port" (all IPv4 addresses). */
+/*
+ * "a, b" + port -> "a:port,b:port"; "*" -> "port" (all IPv4 addresses).
+ * With tls, each port ends in "s": civetweb then serves HTTPS only there.
+ */
 static bool
-build_ports(const char *addrs, int port, char *out, size_t outlen)
+build_ports(const char *addrs, int port, bool tls, char *out, size_t outlen)
 {
 	const char *p = addrs;
+	const char *s = tls ? "s" : "";
 	size_t		used = 0;
 
 	out[0] = '\0';
@@ -154,14 +188,14 @@ build_ports(const char *addrs, int port, char *out, size_t outlen)
 		if (len == 0)
 			continue;
 		if (len == 1 && *start == '*')
-			n = snprintf(out + used, outlen - used, "%s%d",
-						 used ? "," : "", port);
+			n = snprintf(out + used, outlen - used, "%s%d%s",
+						 used ? "," : "", port, s);
 		else if (memchr(start, ':', len))
-			n = snprintf(out + used, outlen - used, "%s[%.*s]:%d",
-						 used ? "," : "", (int) len, start, port);
+			n = snprintf(out + used, outlen - used, "%s[%.*s]:%d%s",
+						 used ? "," : "", (int) len, start, port, s);
 		else
-			n = snprintf(out + used, outlen - used, "%s%.*s:%d",
-						 used ? "," : "", (int) len, start, port);
+			n = snprintf(out + used, outlen - used, "%s%.*s:%d%s",
+						 used ? "," : "", (int) len, start, port, s);
 		if (n < 0 || (size_t) n >= outlen - used)
 			return false;
 		used += n;
@@ -188,7 +222,8 @@ kv_http_start(const KvHttpConfig *cfg, char *errbuf, size_t errlen)
 	sigset_t	all,
 				old;
 
-	if (!build_ports(cfg->listen_addresses, cfg->port, ports, sizeof(ports)))
+	if (!build_ports(cfg->listen_addresses, cfg->port, cfg->tls_init != NULL,
+					 ports, sizeof(ports)))
 	{
 		snprintf(errbuf, errlen, "no usable address in \"%s\"",
 				 cfg->listen_addresses);
@@ -218,12 +253,20 @@ kv_http_start(const KvHttpConfig *cfg, char *errbuf, size_t errlen)
 	options[i++] = "1024";
 	options[i++] = "enable_directory_listing";
 	options[i++] = "no";
+	if (cfg->tls_init != NULL)
+	{
+		/* 4: TLS 1.2 and later (tls_init sets that minimum once more) */
+		options[i++] = "ssl_protocol_version";
+		options[i++] = "4";
+	}
 	options[i++] = NULL;
 
 	memset(&callbacks, 0, sizeof(callbacks));
 	callbacks.http_error = handle_http_error;
+	callbacks.init_ssl = cfg->tls_init;
 	memset(&init, 0, sizeof(init));
 	init.callbacks = &callbacks;
+	init.user_data = cfg->tls_arg;
 	init.configuration_options = options;
 	memset(&error, 0, sizeof(error));
 	error.code = &error_code;
@@ -258,4 +301,34 @@ kv_http_stop(void)
 		mg_stop(http_ctx);
 		http_ctx = NULL;
 	}
+}
+
+/*
+ * Ready civetweb for HTTPS, before kv_http_start() with a tls_init:
+ * mg_init_library(MG_FEATURES_TLS) loads OpenSSL (through the shims of
+ * src/tls/, loaded by the caller) and must say TLS is available.  civetweb
+ * cannot try twice in one process: after a failure it counts OpenSSL as
+ * initialised and would serve HTTPS with missing functions, so a failure
+ * is final here too.
+ */
+bool
+kv_http_tls_init(char *errbuf, size_t errlen)
+{
+	static int	state = 0;		/* 1 ready, -1 OpenSSL failed, -2 no TLS */
+
+	if (state == 0)
+	{
+		if (!mg_check_feature(MG_FEATURES_TLS))
+			state = -2;
+		else if (mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS)
+			state = 1;
+		else
+			state = -1;
+	}
+	if (state == -2)
+		snprintf(errbuf, errlen, "this libcivetweb was built without TLS");
+	else if (state == -1)
+		snprintf(errbuf, errlen,
+				 "mg_init_library() could not load OpenSSL through \"libssl.so\" and \"libcrypto.so\"");
+	return state == 1;
 }

@@ -10,6 +10,10 @@
  * HTTP call the same kv_check_key(), so any key SQL can write is one
  * HTTP can address, and the other way round.
  *
+ * One content type rule likewise (kv_content_type_valid): a PUT's
+ * Content-Type, every content type a reply echoes, and, as the CHECK
+ * constraint kv_store_content_type_valid, every row of kv_store.
+ *
  * No PostgreSQL and no shared state: safe on any thread.
  *
  * IDENTIFICATION
@@ -53,6 +57,12 @@ kv_error_code(KvError error)
 			return "unavailable";
 		case KV_ERR_INTERNAL:
 			return "internal";
+		case KV_ERR_UNAUTHORIZED:
+			return "unauthorized";
+		case KV_ERR_FORBIDDEN:
+			return "forbidden";
+		case KV_ERR_TOO_MANY_REQUESTS:
+			return "too_many_requests";
 	}
 	return "internal";
 }
@@ -125,6 +135,70 @@ kv_check_key(const char *key, size_t key_len, size_t max_key_len)
 	if (key_len > max_key_len)
 		return KV_ERR_KEY_TOO_LONG;
 	return KV_ERR_NONE;
+}
+
+/* An RFC 7230 token character: ALPHA, DIGIT or one of !#$%&'*+-.^_`|~ */
+static bool
+is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+		(c >= 'a' && c <= 'z'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/*
+ * The content type rule.  A content type is echoed as a reply header, and
+ * a row any role may write must never be able to add a header or split
+ * the reply, so only this shape is accepted:
+ *
+ *	- 1 to KV_MAX_CONTENT_TYPE_LEN (255) bytes, every one printable ASCII
+ *	  (0x20-0x7E): no CR, LF, NUL, TAB or other control byte, no DEL, no
+ *	  8-bit byte;
+ *	- type "/" subtype, each one or more RFC 7230 tchars;
+ *	- then nothing, or any number of spaces, ";", and any printable ASCII
+ *	  (the parameters, not parsed further).
+ *
+ * The CHECK constraint kv_store_content_type_valid (sql/kvserver--1.1.sql
+ * and sql/kvserver--1.0--1.1.sql) is the same rule as a regular
+ * expression, and must stay so:
+ *
+ *	octet_length(content_type) <= 255 AND content_type ~
+ *	  '^[!#$%&''*+.^_`|~0-9A-Za-z-]+/[!#$%&''*+.^_`|~0-9A-Za-z-]+( *;[ -~]*)?$'
+ *
+ * test/t/120_upgrade_and_content_type.pl checks that both give the same
+ * verdict on a set of tricky strings.
+ */
+bool
+kv_content_type_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	size_t		i;
+	size_t		start;
+
+	if (s == NULL || len == 0 || len > KV_MAX_CONTENT_TYPE_LEN)
+		return false;
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7E)
+			return false;
+
+	/* type "/" subtype */
+	for (i = 0; i < len && is_tchar(p[i]); i++)
+		;
+	if (i == 0 || i == len || p[i] != '/')
+		return false;
+	start = ++i;
+	while (i < len && is_tchar(p[i]))
+		i++;
+	if (i == start)
+		return false;
+	if (i == len)
+		return true;
+
+	/* spaces, ";", and the rest is already known to be printable */
+	while (i < len && p[i] == ' ')
+		i++;
+	return i < len && p[i] == ';';
 }
 
 /* Now, as a PostgreSQL timestamptz: microseconds since 2000-01-01 UTC. */

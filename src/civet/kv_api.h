@@ -34,7 +34,10 @@ typedef enum KvError
 	KV_ERR_PRECONDITION_FAILED,
 	KV_ERR_VALUE_TOO_LARGE,
 	KV_ERR_UNAVAILABLE,
-	KV_ERR_INTERNAL
+	KV_ERR_INTERNAL,
+	KV_ERR_UNAUTHORIZED,		/* 401: no identity, or a wrong one */
+	KV_ERR_FORBIDDEN,			/* 403: the role may not do this */
+	KV_ERR_TOO_MANY_REQUESTS	/* 429: too many failed logins */
 } KvError;
 
 /*
@@ -51,10 +54,16 @@ typedef enum KvError
 #define KV_DEFAULT_MAX_VALUE_SIZE		(1024 * 1024)
 #define KV_DEFAULT_REQUEST_TIMEOUT_MS	5000
 #define KV_DEFAULT_EXPIRE_INTERVAL_S	10
+#define KV_DEFAULT_SSL_CERTIFICATE		""	/* plain HTTP */
+#define KV_DEFAULT_SSL_KEY				""	/* in the certificate file */
 
 /* Content type recorded for values written as text (POST, kv_put(text)). */
 #define KV_TEXT_CONTENT_TYPE	"text/plain; charset=utf-8"
-/* Longest Content-Type accepted with a PUT. */
+/*
+ * Longest content type (kv_content_type_valid): a PUT's Content-Type, a
+ * stored content_type (CHECK constraint kv_store_content_type_valid) and
+ * any content type a reply echoes.
+ */
 #define KV_MAX_CONTENT_TYPE_LEN	255
 
 /* Seconds from the Unix epoch (1970) to PostgreSQL's (2000-01-01). */
@@ -64,6 +73,7 @@ extern const char *kv_error_code(KvError error);
 extern bool kv_utf8_valid(const char *s, size_t len);
 extern KvError kv_check_key(const char *key, size_t key_len,
 							size_t max_key_len);
+extern bool kv_content_type_valid(const char *s, size_t len);
 extern int64_t kv_pg_timestamp_now(void);
 
 #endif							/* KVSERVER_KV_API_H */

@@ -102,6 +102,13 @@ kvq_request_free(KvRequest *req)
 	free(req->key);
 	free(req->value);
 	free(req->content_type);
+	free(req->auth_user);
+	if (req->auth_secret)
+	{
+		/* a password or token must not linger in freed memory */
+		explicit_bzero(req->auth_secret, strlen(req->auth_secret));
+		free(req->auth_secret);
+	}
 	free(req->prefix);
 	free(req->after);
 	pthread_cond_destroy(&req->done_cv);

@@ -34,8 +34,17 @@ typedef enum KvOp
 	KV_OP_CREATE,				/* POST /kv/: insert only */
 	KV_OP_DELETE,
 	KV_OP_LIST,
-	KV_OP_HEALTH
+	KV_OP_HEALTH,
+	KV_OP_AUTH					/* only verify the identity (/metrics, /) */
 } KvOp;
+
+/* How the client said who it is. */
+typedef enum KvAuthKind
+{
+	KV_AUTH_ANONYMOUS,			/* no Authorization: kvserver.anonymous_role */
+	KV_AUTH_BASIC,				/* role name and password */
+	KV_AUTH_BEARER				/* a token from kv_token_create() */
+} KvAuthKind;
 
 typedef enum KvReqState
 {
@@ -67,6 +76,18 @@ typedef struct KvRequest
 	char	   *after;			/* LIST; NULL: from the start */
 	int			limit;			/* LIST */
 
+	/*
+	 * Identity, filled by the civetweb thread.  auth_role is a role the
+	 * thread's credential cache holds as verified at auth_generation; the
+	 * main thread trusts it only if no catalog change bumped the
+	 * generation since, and verifies the credentials itself otherwise.
+	 */
+	KvAuthKind	auth_kind;
+	char	   *auth_user;		/* BASIC */
+	char	   *auth_secret;	/* BASIC password or BEARER token; wiped on free */
+	uint32_t	auth_role;		/* 0: not known yet */
+	uint64_t	auth_generation;
+
 	/* the reply, filled by the main thread */
 	int			status;
 	KvError		error;
@@ -81,6 +102,11 @@ typedef struct KvRequest
 	int			nkeys;
 	char	   *next_key;		/* LIST: NULL when no more */
 	char	   *database;		/* HEALTH */
+	uint32_t	role;			/* the role the request ran as; 0: none */
+	bool		role_may_hit;	/* may read cache hits on civetweb threads */
+	int64_t		role_valid_ms;	/* CLOCK_MONOTONIC ms until which the
+								 * verification may be reused */
+	uint64_t	role_generation;	/* auth generation it was verified at */
 
 	/* when the waiting thread gives up: CLOCK_MONOTONIC, milliseconds */
 	int64_t		deadline_ms;

@@ -39,6 +39,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "auth.h"
 #include "batch.h"
 #include "cache.h"
 #include "execute.h"
@@ -235,6 +236,8 @@ kv_store_xact_begin(char **why)
 		return InvalidOid;
 	}
 	kvcache_bind_table(relid);
+	kv_auth_bind(relid, kv_token_relid(nspid));
+	kv_auth_publish();
 	return relid;
 }
 
@@ -268,18 +271,30 @@ begin_batch_xact(void)
  * error rolls back this work alone and becomes the answer of each of the
  * n requests batch[idx[]] it was for; a lock timeout, while their clients
  * still wait, marks them for a retry instead.
+ *
+ * The work runs as 'role' when it is valid (the requests' role: GRANTs and
+ * row-level security apply), else as the worker's own role.  The switch is
+ * SECURITY_LOCAL_USERID_CHANGE, as for a SECURITY DEFINER function, and an
+ * error's subtransaction abort undoes it.
  */
 static void
-run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n)
+run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n,
+			   Oid role)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_user;
+	int			save_sec;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
+	GetUserIdAndSecContext(&save_user, &save_sec);
 	PG_TRY();
 	{
+		if (OidIsValid(role))
+			SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		fn(arg);
+		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -332,7 +347,39 @@ run_isolated(int i, Oid relid)
 {
 	OneRequest	one = {i, relid};
 
-	run_in_subxact(exec_one, &one, &i, 1);
+	run_in_subxact(exec_one, &one, &i, 1, batch[i]->role);
+}
+
+static void
+exec_auth(void *arg)
+{
+	OneRequest *one = (OneRequest *) arg;
+
+	kv_auth_verify(batch[one->i], one->relid);
+}
+
+/*
+ * Establish who batch[i] runs as.  True when it may go on; otherwise it
+ * has been answered (401/403, or 200 for a bare identity check) or put
+ * off for a retry.
+ */
+static bool
+authenticate(int i, Oid relid)
+{
+	KvRequest  *req = batch[i];
+
+	if (!kv_auth_trusted(req, relid))
+	{
+		OneRequest	one = {i, relid};
+
+		run_in_subxact(exec_auth, &one, &i, 1, InvalidOid);
+	}
+	if (req->error == KV_ERR_NONE && !batch_retry[i] && req->op != KV_OP_AUTH)
+		return true;
+	if (req->op == KV_OP_AUTH && req->error == KV_ERR_NONE)
+		req->status = 200;
+	finish(i);
+	return false;
 }
 
 /*
@@ -365,7 +412,7 @@ run_get_group(int *idx, int n, Oid relid)
 	g.relid = relid;
 	for (k = 0; k < n; k++)
 		g.reqs[k] = batch[idx[k]];
-	run_in_subxact(exec_get_group, &g, idx, n);
+	run_in_subxact(exec_get_group, &g, idx, n, g.reqs[0]->role);
 }
 
 /*---- one batch ----*/
@@ -385,7 +432,8 @@ run_writes(void)
 	if (!OidIsValid(relid))
 		return false;
 	for (i = 0; i < batch_len; i++)
-		if (batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i))
+		if (batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i) &&
+			authenticate(i, relid))
 			run_isolated(i, relid);
 
 	/* one commit for the whole batch; only then answer the writes */
@@ -418,6 +466,38 @@ run_writes(void)
 	return true;
 }
 
+/*
+ * The batch's GET misses, one statement per role among them (each runs as
+ * its role, so row-level security filters it).
+ */
+static void
+run_misses(const int *misses, int nmisses, Oid relid)
+{
+	bool		taken[MAX_BATCH] = {false};
+	int			group[MAX_BATCH];
+	int			first;
+	int			k;
+
+	for (first = 0; first < nmisses; first++)
+	{
+		Oid			role;
+		int			n = 0;
+
+		if (taken[first])
+			continue;
+		role = batch[misses[first]]->role;
+		for (k = first; k < nmisses; k++)
+		{
+			if (!taken[k] && batch[misses[k]]->role == role)
+			{
+				taken[k] = true;
+				group[n++] = misses[k];
+			}
+		}
+		run_get_group(group, n, relid);
+	}
+}
+
 /* Reads in a transaction that sees the writes just committed. */
 static void
 run_reads(void)
@@ -433,10 +513,11 @@ run_reads(void)
 
 	for (i = 0; i < batch_len; i++)
 	{
-		if (batch[i] == NULL || past_deadline(i))
+		if (batch[i] == NULL || past_deadline(i) || !authenticate(i, relid))
 			continue;
 		if (batch[i]->op == KV_OP_GET)
 		{
+			/* a hit only for a role that may read the whole table */
 			if (kv_exec_cached_get(batch[i], relid))
 				answer(i);
 			else
@@ -447,8 +528,7 @@ run_reads(void)
 		finish(i);
 	}
 	/* already looked up in the cache above: straight to the table */
-	if (nmisses > 0)
-		run_get_group(misses, nmisses, relid);
+	run_misses(misses, nmisses, relid);
 	for (i = 0; i < nmisses; i++)
 		finish(misses[i]);
 	kv_store_xact_end();

@@ -41,6 +41,9 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/timestamp.h"
 
 #include "cache.h"
@@ -476,4 +479,20 @@ kvcache_stats(KvCacheStats *stats)
 	if (stats->entries > 0)
 		stats->overhead_per_entry =
 			(double) (stats->used_bytes - stats->payload_bytes) / stats->entries;
+}
+
+/*
+ * May 'roleid' use the cache of kv_store 'relid'?  Only a role that may
+ * read every row the way SQL would let it: USAGE on the table's schema,
+ * table-level SELECT, and no row-level security applying to it (RLS
+ * disabled: RLS_NONE; the owner without FORCE, or BYPASSRLS: RLS_NONE_ENV).
+ * Anyone else reads through SPI, so a cache hit never bypasses a privilege.
+ */
+bool
+kvcache_usable_by(Oid relid, Oid roleid)
+{
+	return pg_namespace_aclcheck(get_rel_namespace(relid), roleid,
+								 ACL_USAGE) == ACLCHECK_OK &&
+		pg_class_aclcheck(relid, roleid, ACL_SELECT) == ACLCHECK_OK &&
+		check_enable_rls(relid, roleid, true) != RLS_ENABLED;
 }

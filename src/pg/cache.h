@@ -49,6 +49,7 @@ extern bool kvcache_attached(void);
 extern bool kvcache_available(void);
 extern void kvcache_bind_table(Oid relid);
 extern bool kvcache_bound_to(Oid relid);
+extern bool kvcache_usable_by(Oid relid, Oid roleid);
 
 extern bool kvcache_lookup(Oid relid, const char *key, size_t key_len,
 						   KvAllocFn alloc, KvCachedValue *out);

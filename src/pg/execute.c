@@ -69,6 +69,8 @@ kv_exec_cached_get(KvRequest *req, Oid relid)
 {
 	KvCachedValue cv;
 
+	if (!req->role_may_hit)
+		return false;
 	if (!kvcache_lookup(relid, req->key, req->key_len, xmalloc, &cv))
 		return false;
 	req->reply_value = cv.value;
@@ -85,9 +87,11 @@ kv_exec_cached_get(KvRequest *req, Oid relid)
 static void
 get_from_row(KvRequest *req, Oid relid, uint64 token, const KvRow *row)
 {
-	kvcache_fill(relid, req->key, req->key_len, token, row->value,
-				 row->value_len, row->content_type, row->version,
-				 row->expires_at);
+	/* the cache serves only roles that may read every row: so it is filled by them only */
+	if (req->role_may_hit)
+		kvcache_fill(relid, req->key, req->key_len, token, row->value,
+					 row->value_len, row->content_type, row->version,
+					 row->expires_at);
 	req->reply_value = xstrndup(row->value, row->value_len);
 	req->reply_value_len = row->value_len;
 	req->reply_content_type = row->content_type
@@ -246,6 +250,9 @@ kv_exec_request(KvRequest *req, Oid relid)
 			req->database = xstrndup(kvserver_database, strlen(kvserver_database));
 			req->status = 200;
 			break;
+		case KV_OP_AUTH:
+			req->status = 200;
+			break;
 	}
 }
 
@@ -268,6 +275,13 @@ kv_exec_db_error(KvRequest *req, ErrorData *edata)
 			snprintf(msg, sizeof(msg), "database busy or unavailable: %s",
 					 edata->message);
 			kvq_set_error(req, 503, KV_ERR_UNAVAILABLE, msg);
+			return;
+		case ERRCODE_INSUFFICIENT_PRIVILEGE:
+		case ERRCODE_WITH_CHECK_OPTION_VIOLATION:
+			/* GRANTs, and row-level security's WITH CHECK */
+			snprintf(msg, sizeof(msg), "permission denied: %s",
+					 edata->message);
+			kvq_set_error(req, 403, KV_ERR_FORBIDDEN, msg);
 			return;
 	}
 	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||

@@ -40,6 +40,13 @@ int			kvserver_max_key_length = KV_DEFAULT_MAX_KEY_LENGTH;
 int			kvserver_max_value_size = KV_DEFAULT_MAX_VALUE_SIZE;
 int			kvserver_request_timeout_ms = KV_DEFAULT_REQUEST_TIMEOUT_MS;
 int			kvserver_expire_interval_s = KV_DEFAULT_EXPIRE_INTERVAL_S;
+char	   *kvserver_anonymous_role = NULL;
+bool		kvserver_allow_superuser = false;
+bool		kvserver_public_metrics = false;
+int			kvserver_auth_max_failures = 10;
+int			kvserver_auth_failure_window_s = 60;
+char	   *kvserver_ssl_certificate = NULL;
+char	   *kvserver_ssl_key = NULL;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -153,6 +160,66 @@ define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	/* Identity of HTTP requests (src/pg/auth.c) */
+	DefineCustomStringVariable("kvserver.anonymous_role",
+							   "Role that HTTP requests without credentials run as.",
+							   "Empty (the default): requests without credentials get 401. The role may be NOLOGIN.",
+							   &kvserver_anonymous_role,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("kvserver.allow_superuser",
+							 "Lets superuser roles use the HTTP API.",
+							 "Off: a superuser's HTTP requests get 403.",
+							 &kvserver_allow_superuser,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("kvserver.public_metrics",
+							 "Serves /metrics and the dashboard page without credentials.",
+							 "Off: they need the same identity as the key API (credentials, or kvserver.anonymous_role).",
+							 &kvserver_public_metrics,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.auth_max_failures",
+							"Failed HTTP logins from one client address before it gets 429.",
+							"Counted within kvserver.auth_failure_window; 0 disables the limit.",
+							&kvserver_auth_max_failures,
+							10, 0, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.auth_failure_window",
+							"Window in which failed HTTP logins are counted.",
+							NULL,
+							&kvserver_auth_failure_window_s,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* HTTPS (src/pg/tls.c); a change restarts the HTTP server */
+	DefineCustomStringVariable("kvserver.ssl_certificate",
+							   "PEM certificate chain of the HTTP server; empty serves plain HTTP.",
+							   "When set, the HTTP port serves HTTPS only, TLS 1.2 at least. A relative path is relative to the data directory.",
+							   &kvserver_ssl_certificate,
+							   KV_DEFAULT_SSL_CERTIFICATE,
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("kvserver.ssl_key",
+							   "PEM private key of the HTTP server's certificate.",
+							   "Empty: the key is in the kvserver.ssl_certificate file. A relative path is relative to the data directory.",
+							   &kvserver_ssl_key,
+							   KV_DEFAULT_SSL_KEY,
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("kvserver");
 }

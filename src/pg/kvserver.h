@@ -26,6 +26,13 @@ extern int	kvserver_max_key_length;
 extern int	kvserver_max_value_size;
 extern int	kvserver_request_timeout_ms;
 extern int	kvserver_expire_interval_s;
+extern char *kvserver_anonymous_role;
+extern bool kvserver_allow_superuser;
+extern bool kvserver_public_metrics;
+extern int	kvserver_auth_max_failures;
+extern int	kvserver_auth_failure_window_s;
+extern char *kvserver_ssl_certificate;
+extern char *kvserver_ssl_key;
 
 /* worker.c */
 extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);

@@ -91,8 +91,7 @@ cache_usable(Oid relid)
 		!IsolationUsesXactSnapshot() &&
 		!kv_xact_wrote_store() &&
 		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
-		check_enable_rls(relid, InvalidOid, true) == RLS_NONE;
+		kvcache_usable_by(relid, GetUserId());
 }
 
 /*

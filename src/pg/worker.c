@@ -43,6 +43,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "auth.h"
 #include "batch.h"
 #include "cache.h"
 #include "cache_fastpath.h"
@@ -50,6 +51,7 @@
 #include "kvserver.h"
 #include "request_queue.h"
 #include "store.h"
+#include "tls.h"
 
 /* Expired rows are deleted this many at a time, a few batches per round. */
 #define EXPIRE_BATCH	500
@@ -58,6 +60,9 @@
 /* What the running HTTP server was started with. */
 static char *http_listen_active = NULL;
 static int	http_port_active = 0;
+static char *http_ssl_certificate_active = NULL;
+static char *http_ssl_key_active = NULL;
+static bool http_tls_active = false;
 
 static TimestampTz next_expire = 0;
 
@@ -92,6 +97,7 @@ kvserver_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(kvserver_database, NULL, 0);
 	pgstat_report_appname("kvserver");
+	kv_auth_worker_init();
 	apply_settings();
 
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
@@ -126,6 +132,7 @@ kvserver_worker_main(Datum main_arg)
 		}
 
 		kv_batch_serve_queue();
+		kv_auth_tick();
 
 		if (kvserver_expire_interval_s > 0 &&
 			GetCurrentTimestamp() >= next_expire)
@@ -141,7 +148,7 @@ kvserver_worker_main(Datum main_arg)
 static long
 wait_timeout(void)
 {
-	long		timeout = kv_batch_has_deferred() ? KV_RETRY_MS : -1;
+	long		timeout = kv_batch_has_deferred() ? KV_RETRY_MS : KV_AUTH_TICK_MS;
 
 	if (kvserver_expire_interval_s > 0)
 	{
@@ -242,6 +249,15 @@ start_http(void)
 		free(http_listen_active);
 	http_listen_active = strdup(kvserver_listen_addresses);
 	http_port_active = kvserver_port;
+	if (http_ssl_certificate_active)
+		pfree(http_ssl_certificate_active);
+	if (http_ssl_key_active)
+		pfree(http_ssl_key_active);
+	http_ssl_certificate_active = MemoryContextStrdup(TopMemoryContext,
+													  kvserver_ssl_certificate);
+	http_ssl_key_active = MemoryContextStrdup(TopMemoryContext,
+											  kvserver_ssl_key);
+	http_tls_active = false;
 	if (kvserver_listen_addresses[0] == '\0')
 	{
 		ereport(LOG,
@@ -250,18 +266,32 @@ start_http(void)
 	}
 	raise_fd_limit();
 
+	/* HTTPS: settings, files and OpenSSL checked here, or an ERROR */
+	http_tls_active = kv_tls_prepare();
+
+	memset(&cfg, 0, sizeof(cfg));
 	cfg.listen_addresses = kvserver_listen_addresses;
 	cfg.port = kvserver_port;
 	cfg.threads = kvserver_http_threads;
 	cfg.request_timeout_ms = kvserver_request_timeout_ms;
+	cfg.tls_init = http_tls_active ? kv_tls_init_ssl : NULL;
 	if (!kv_http_start(&cfg, err, sizeof(err)))
+	{
+		if (http_tls_active && kv_tls_init_ssl_error() != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("kvserver could not start its HTTPS server: %s",
+							kv_tls_init_ssl_error()),
+					 errhint("Check the files named by kvserver.ssl_certificate and kvserver.ssl_key.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("kvserver could not start its HTTP server on \"%s\" port %d: %s",
 						kvserver_listen_addresses, kvserver_port, err),
 				 errhint("Check that the port is free and the addresses exist, or change kvserver.listen_addresses and kvserver.port.")));
+	}
 	ereport(LOG,
-			(errmsg("kvserver listening on http://%s:%d/ (database \"%s\")",
+			(errmsg("kvserver listening on %s://%s:%d/ (database \"%s\")",
+					http_tls_active ? "https" : "http",
 					kvserver_listen_addresses, kvserver_port,
 					kvserver_database)));
 }
@@ -274,6 +304,8 @@ apply_settings(void)
 
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
+	/* a new kvserver.anonymous_role or allow_superuser changes verdicts */
+	kv_auth_reload();
 
 	/* a shorter kvserver.expire_interval takes effect now, not after the old one */
 	if (kvserver_expire_interval_s > 0)
@@ -291,10 +323,14 @@ apply_settings(void)
 
 	if (http_listen_active != NULL &&
 		(strcmp(http_listen_active, kvserver_listen_addresses) != 0 ||
-		 http_port_active != kvserver_port))
+		 http_port_active != kvserver_port ||
+		 strcmp(http_ssl_certificate_active, kvserver_ssl_certificate) != 0 ||
+		 strcmp(http_ssl_key_active, kvserver_ssl_key) != 0 ||
+		 (http_tls_active && kv_tls_files_changed())))
 	{
+		/* replaced certificate files are read again, as PostgreSQL does */
 		ereport(LOG,
-				(errmsg("kvserver restarting its HTTP server for new kvserver.listen_addresses or kvserver.port")));
+				(errmsg("kvserver restarting its HTTP server for new kvserver.listen_addresses, kvserver.port or TLS settings or files")));
 		kvq_close("kvserver HTTP server is restarting");
 		kv_batch_fail_all("kvserver HTTP server is restarting");
 		kv_http_stop();

@@ -11,8 +11,15 @@
 #                                 (libc, libm, civetweb, jansson, the
 #                                 dynamic loader, libgcc); anything else,
 #                                 PostgreSQL's functions first of all, fails
+#   check_symbols.sh --allow-lib LIB... OBJ...
+#                                 the same, with the shared library LIB
+#                                 (a name such as libssl.so.3, repeatable)
+#                                 allowed too, for these objects only: the
+#                                 OpenSSL shims of src/tls/ use libssl
 #   check_symbols.sh --self-test  proves the check catches a planted palloc()
-#                                 call and passes a plain malloc() one
+#                                 call and passes a plain malloc() one, and
+#                                 that --allow-lib widens the list for the
+#                                 objects checked with it only
 #
 # An allow-list, not a deny-list: a PostgreSQL symbol nobody thought of
 # still fails, because the server binary is not among the libraries.
@@ -32,10 +39,14 @@ lib_path() {
 	printf '%s\n' "$path"
 }
 
+# Libraries allowed beyond the usual ones (--allow-lib).
+EXTRA_LIBS=()
+
 # Symbols the allowed libraries define.
 allowed_symbols() {
 	local lib
-	for lib in libc.so.6 libm.so.6 libcivetweb.so.1 libjansson.so.4 libgcc_s.so.1; do
+	for lib in libc.so.6 libm.so.6 libcivetweb.so.1 libjansson.so.4 libcrypto.so.3 libgcc_s.so.1 \
+		${EXTRA_LIBS[@]+"${EXTRA_LIBS[@]}"}; do
 		nm -D --defined-only "$(lib_path "$lib")" | awk 'NF >= 3 { print $3 }'
 	done
 	# the dynamic loader (__tls_get_addr and friends)
@@ -72,7 +83,8 @@ check() {
 		done <"$tmp/bad"
 	done
 	if [ "$rc" -eq 0 ]; then
-		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson and each other\n' "${#objs[@]}"
+		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson%s and each other\n' \
+			"${#objs[@]}" "$([ "${#EXTRA_LIBS[@]}" -eq 0 ] || printf ', %s' "${EXTRA_LIBS[@]}")"
 	fi
 	return "$rc"
 }
@@ -103,11 +115,29 @@ C
 		printf 'boundary self-test FAILED: a malloc() call was refused\n%s\n' "$out"
 		return 1
 	fi
-	printf 'boundary self-test: a planted palloc() is caught, malloc() passes\n'
+	cat >"$tmp/ssl.c" <<'C'
+extern void *SSL_new(void *ctx);
+void *ssl(void) { return SSL_new(0); }
+C
+	cc -c -o "$tmp/ssl.o" "$tmp/ssl.c"
+	if out=$(check "$tmp/ssl.o" 2>&1); then
+		printf 'boundary self-test FAILED: an SSL_new() call passed without --allow-lib\n%s\n' "$out"
+		return 1
+	fi
+	if ! out=$(EXTRA_LIBS=(libssl.so.3); check "$tmp/ssl.o" 2>&1); then
+		printf 'boundary self-test FAILED: --allow-lib libssl.so.3 refused SSL_new()\n%s\n' "$out"
+		return 1
+	fi
+	printf 'boundary self-test: a planted palloc() is caught, malloc() passes, SSL_new() only with --allow-lib libssl.so.3\n'
 }
 
 if [ "${1:-}" = --self-test ]; then
 	self_test
-else
-	check "$@"
+	exit
 fi
+while [ "${1:-}" = --allow-lib ]; do
+	[ -n "${2:-}" ] || die "--allow-lib needs a library name"
+	EXTRA_LIBS+=("$2")
+	shift 2
+done
+check "$@"

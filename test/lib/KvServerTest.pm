@@ -82,7 +82,14 @@ Creates, configures and starts a node.  Options:
 
   create_extension => 0     do not CREATE EXTENSION (and do not wait for 200)
   conf => "..."             more postgresql.conf lines
-  start => 0                only init and configure
+  start => 0                only init and configure (then call
+                            $kv->create_anonymous_role after starting)
+  anonymous_role => 'name'  the role requests without credentials run as
+                            (default 'kv_anon', created NOLOGIN with
+                            SELECT/INSERT/UPDATE/DELETE/TRUNCATE on the
+                            extension's tables through default privileges,
+                            so it survives DROP/CREATE EXTENSION); '' for
+                            none: every key request then needs credentials
 
 =cut
 
@@ -91,6 +98,7 @@ sub new
 	my ($class, $name, %opts) = @_;
 	my $create = exists $opts{create_extension} ? $opts{create_extension} : 1;
 	my $start = exists $opts{start} ? $opts{start} : 1;
+	my $anon = exists $opts{anonymous_role} ? $opts{anonymous_role} : 'kv_anon';
 
 	my $node = PostgreSQL::Test::Cluster->new($name);
 
@@ -103,6 +111,7 @@ shared_preload_libraries = 'kvserver'
 kvserver.port = $http_port
 kvserver.database = 'postgres'
 kvserver.request_timeout = '5s'
+kvserver.anonymous_role = '$anon'
 });
 	$node->append_conf('postgresql.conf', $opts{conf}) if defined $opts{conf};
 
@@ -110,10 +119,12 @@ kvserver.request_timeout = '5s'
 		node => $node,
 		host => '127.0.0.1',
 		port => $http_port,
+		anonymous_role => $anon,
 	}, $class;
 
 	return $self unless $start;
 	$node->start;
+	$self->create_anonymous_role;
 	if ($create)
 	{
 		$node->safe_psql('postgres', 'CREATE EXTENSION kvserver');
@@ -126,6 +137,36 @@ kvserver.request_timeout = '5s'
 		  or die "kvserver never listened on port $http_port\n";
 	}
 	return $self;
+}
+
+=pod
+
+=item $kv->create_anonymous_role
+
+Creates the anonymous role (if one is configured and it does not exist),
+with default privileges on whatever the bootstrap superuser creates later,
+CREATE EXTENSION kvserver included.
+
+=cut
+
+sub create_anonymous_role
+{
+	my ($self) = @_;
+	my $role = $self->{anonymous_role};
+	return if !defined $role || $role eq '';
+	$self->{node}->safe_psql(
+		'postgres', qq{
+DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+		CREATE ROLE "$role" NOLOGIN;
+	END IF;
+END \$\$;
+ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO "$role";
+ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT ON SEQUENCES TO "$role";
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO "$role";
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "$role";
+});
+	return;
 }
 
 =pod

@@ -61,8 +61,9 @@ sub kvcli
 	my $in = defined $opts{stdin} ? $opts{stdin} : '';
 	my ($out, $err) = ('', '');
 	local %ENV = %ENV;
-	delete $ENV{KVSERVER_URL};
+	delete $ENV{$_} foreach qw(KVSERVER_URL KVSERVER_USER KVSERVER_TOKEN KVSERVER_CACERT);
 	$ENV{KVSERVER_URL} = $opts{env_url} if defined $opts{env_url};
+	$ENV{$_} = $opts{env}{$_} foreach keys %{ $opts{env} || {} };
 	IPC::Run::run(\@cmd, '<', \$in, '>', \$out, '2>', \$err,
 		IPC::Run::timeout(60));
 	return { rc => $? >> 8, signal => $? & 127, out => $out, err => $err };
@@ -331,6 +332,37 @@ subtest 'values up to max_value_size round-trip; one byte more exits 3' => sub {
 	like($r->{err}, qr/413/, 'stderr has the status');
 	is(sql("SELECT count(*) FROM kv_store WHERE key = 'too-big'"), '0',
 		'nothing stored');
+};
+
+subtest 'credentials: --user, KVSERVER_USER, --token, KVSERVER_TOKEN' => sub {
+	sql(q{CREATE ROLE cli_user LOGIN PASSWORD 'cli-pass';
+		GRANT SELECT, INSERT, UPDATE, DELETE ON kv_store TO cli_user;
+		GRANT USAGE ON SEQUENCE kv_store_version_seq TO cli_user;
+		CREATE ROLE cli_reader LOGIN PASSWORD 'reader-pass';
+		GRANT SELECT ON kv_store TO cli_reader;});
+	my $r = kvcli([ '--user', 'cli_user:cli-pass', 'put', 'auth/1', 'v1' ]);
+	is($r->{rc}, 0, 'put with --user: exit 0') or diag("stderr: $r->{err}");
+	$r = kvcli([ 'get', 'auth/1' ], env => { KVSERVER_USER => 'cli_user:cli-pass' });
+	is($r->{rc}, 0, 'get with KVSERVER_USER: exit 0');
+	is($r->{out}, 'v1', 'the value');
+
+	$r = kvcli([ '--user', 'cli_user:wrong', 'get', 'auth/1' ]);
+	is($r->{rc}, 3, 'wrong password: exit 3');
+	like($r->{err}, qr/401/, 'stderr has the status');
+	is($r->{out}, '', 'nothing on stdout');
+
+	$r = kvcli([ '--user', 'cli_reader:reader-pass', 'put', 'auth/2', 'v' ]);
+	is($r->{rc}, 3, 'a role without INSERT: exit 3');
+	like($r->{err}, qr/403/, 'stderr has 403');
+
+	my $token = sql("SET ROLE cli_user; SELECT kv_token_create('1 hour')");
+	like($token, qr/^kvt_[0-9a-f]{64}$/, 'kv_token_create gives a token');
+	$r = kvcli([ '--token', $token, 'put', 'auth/3', 'v3' ]);
+	is($r->{rc}, 0, 'put with --token: exit 0') or diag("stderr: $r->{err}");
+	$r = kvcli([ 'get', 'auth/3' ], env => { KVSERVER_TOKEN => $token });
+	is($r->{out}, 'v3', 'get with KVSERVER_TOKEN');
+	is(kvcli([ '--user', 'nocolon', 'get', 'a' ])->{rc}, 2,
+		'--user without a colon: usage error');
 };
 
 subtest 'an unreachable server exits 4' => sub {
