@@ -27,6 +27,7 @@ CIVET_OBJS = \
 	src/civet/dashboard_html.o \
 	src/civet/http_admin.o \
 	src/civet/http_auth.o \
+	src/civet/http_auth_guard.o \
 	src/civet/http_keys.o \
 	src/civet/http_parse.o \
 	src/civet/http_reply.o \

@@ -136,6 +136,8 @@ def add_cpu(rec):
         rec["cpu_client_cores"] = round(client / secs, 3)
         if isinstance(wk, int):
             rec["cpu_worker_cores"] = round(wk / hz / secs, 3)
+            if rec.get("rps"):
+                rec["worker_us_per_req"] = round(1e6 * wk / hz / secs / rec["rps"], 2)
             rec["cpu_other_cores"] = round(busy / hz / secs - wk / hz / secs - client / secs, 3)
         if isinstance(mt, int):
             rec["cpu_main_thread_cores"] = round(mt / hz / secs, 3)
@@ -156,7 +158,6 @@ def cmd_wrk(path, result, log, kv):
     rec = dict(kv)
     rec["tool"] = "wrk"
     add_attack(rec)
-    add_cpu(rec)
     try:
         with open(result) as f:
             r = json.load(f)
@@ -167,6 +168,7 @@ def cmd_wrk(path, result, log, kv):
         return
     text = open(log, errors="replace").read() if os.path.exists(log) else ""
     secs = r["duration_us"] / 1e6 if r["duration_us"] else float("nan")
+    # (the CPU snapshots are turned into figures below, once req/s is known)
     rec.update(
         requests=r["requests"],
         duration_s=round(secs, 3),
@@ -187,6 +189,7 @@ def cmd_wrk(path, result, log, kv):
     if m and int(m.group(1)) != rec["non2xx"]:
         rec["non2xx_text"] = int(m.group(1))
     hit_fields(rec)
+    add_cpu(rec)
     append(path, rec)
     print_run(rec)
 
@@ -201,11 +204,11 @@ def print_run(rec):
         "" if rec.get("hit_ratio") is None else "  hit ratio %s" % fmt_pct(rec["hit_ratio"])))
     if "server_requests" in rec:
         print("    -> server: %s requests (4xx %s, 5xx %s), %s over 100 ms, %s over 1 s; CPU cores: "
-              "worker %s (main thread %s), bench client %s, everything else %s, steal %s" % (
+              "worker %s (main thread %s; %s us per request), bench client %s, everything else %s, steal %s" % (
                   rec["server_requests"], rec.get("server_4xx"), rec.get("server_5xx"),
                   rec.get("server_over_100ms"), rec.get("server_over_1s"),
                   rec.get("cpu_worker_cores"), rec.get("cpu_main_thread_cores"),
-                  rec.get("cpu_client_cores"), rec.get("cpu_other_cores"), rec.get("cpu_steal_cores")))
+                  rec.get("worker_us_per_req"), rec.get("cpu_client_cores"), rec.get("cpu_other_cores"), rec.get("cpu_steal_cores")))
     if rec.get("attack_failed"):
         print("    -> attacker: FAILED: %s" % rec["attack_failed"])
     elif "attack_sent" in rec:
@@ -365,6 +368,7 @@ def aggregate(runs):
             "variant": key[3],
             "cpu_other_cores": med("cpu_other_cores"),
             "cpu_worker_cores": med("cpu_worker_cores"),
+            "worker_us_per_req": med("worker_us_per_req"),
             "cpu_main_thread_cores": med("cpu_main_thread_cores"),
             "server_5xx": sum(r.get("server_5xx") or 0 for r in rs),
             "server_over_100ms": sum(r.get("server_over_100ms") or 0 for r in rs),
@@ -437,6 +441,14 @@ def auth_checks(runs, rows, meta):
             checks.append({"check": "GET hit c%s %s req/s / anonymous" % (c, target_name(row)),
                            "value": round(ratio, 3), "rounds": [round(x, 3) for x in ratios],
                            "target": ">= %.2f" % AUTH_RATIO_TARGET, "ok": ok})
+            # the same in worker CPU per request, which other load disturbs less
+            cpu = [base[k]["worker_us_per_req"] / mine[k]["worker_us_per_req"] for k in mine
+                   if k in base and base[k].get("worker_us_per_req") and mine[k].get("worker_us_per_req")]
+            if cpu:
+                row["auth_cpu_ratio"] = statistics.median(cpu)
+                checks.append({"check": "GET hit c%s %s: anonymous / its worker CPU per request" % (
+                    c, target_name(row)), "value": round(row["auth_cpu_ratio"], 3),
+                    "rounds": [round(x, 3) for x in cpu], "target": "none", "ok": None})
         elif w == "auth_flood" and v == "control":
             base = per_round(runs, w, c, t, "none")
             mine = per_round(runs, w, c, t, v)
@@ -510,7 +522,7 @@ def auth_checks(runs, rows, meta):
 def checks_text(checks):
     lines = []
     for c in checks:
-        lines.append("  %-4s %-62s %8s  (target %s; rounds: %s)%s" % (
+        lines.append("  %-4s %-74s %8s  (target %s; rounds: %s)%s" % (
             {True: "ok", False: "MISS", None: "info"}[c["ok"]], c["check"], c["value"], c["target"],
             ", ".join(str(x) for x in c["rounds"]),
             ("\n       attacker: " + c["attacker"]) if c.get("attacker") else ""))
@@ -530,7 +542,7 @@ def ratio_text(row):
 
 
 COLS = ["workload", "target", "conns", "req/s", "p50 ms", "p99 ms",
-        "errors", "hit ratio", "other CPU", "kvserver req/s ÷ peer; auth: ÷ anonymous"]
+        "errors", "hit ratio", "other CPU", "worker µs/req", "kvserver req/s ÷ peer; auth: ÷ anonymous"]
 
 
 def table_rows(rows):
@@ -544,6 +556,7 @@ def table_rows(rows):
                     fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), err_txt,
                     fmt_pct(r["hit_ratio"]),
                     "-" if r.get("cpu_other_cores") is None else "%.2f" % r["cpu_other_cores"],
+                    "-" if r.get("worker_us_per_req") is None else "%.1f" % r["worker_us_per_req"],
                     ratio_text(r)])
     return out
 
@@ -552,7 +565,7 @@ def text_table(rows):
     body = table_rows(rows)
     widths = [max(len(COLS[i]), *(len(b[i]) for b in body)) if body else len(COLS[i])
               for i in range(len(COLS))]
-    right = {2, 3, 4, 5, 7, 8}
+    right = {2, 3, 4, 5, 7, 8, 9}
 
     def line(cells):
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
@@ -572,7 +585,7 @@ def text_table(rows):
 def md_table(rows):
     body = table_rows(rows)
     lines = ["| " + " | ".join(COLS) + " |",
-             "|" + "|".join("---:" if i in (2, 3, 4, 5, 7, 8) else "---" for i in range(len(COLS))) + "|"]
+             "|" + "|".join("---:" if i in (2, 3, 4, 5, 7, 8, 9) else "---" for i in range(len(COLS))) + "|"]
     for b in body:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
     return "\n".join(lines)
@@ -755,7 +768,8 @@ def cmd_final(outdir):
               "wrk -t1 keep-alive / pgbench -j 2 -M prepared; 16-byte values; "
               "%s cores shared by the client and the servers; fsync on, "
               "synchronous_commit on, redis appendfsync always. Figures are medians of the rounds; "
-              "\"other CPU\": cores that processes outside the bench used during the kvserver runs." % (
+              "\"other CPU\": cores that processes outside the bench used during the kvserver runs; "
+              "\"worker µs/req\": the kvserver worker's CPU time per request." % (
                   meta.get("date", "?"), meta.get("rounds", "?"), meta.get("duration", "?"),
                   meta.get("cores", "?")))
     with open(os.path.join(outdir, "results.md"), "w") as f:

@@ -22,7 +22,8 @@
  * passwords, memberships, GRANTs, row-level security, tokens), so every
  * entry is dropped within the main thread's invalidation delay.
  *
- * Failed logins are counted per client address in a fixed window: once
+ * Failed logins are counted per client address in a fixed window
+ * (http_auth_guard.c, with the other limits on checks): once
  * an address has failed kvserver.auth_max_failures times in
  * kvserver.auth_failure_window, its requests with credentials get 429
  * without being checked until the window ends.  Other clients are not
@@ -73,20 +74,6 @@
 #define CACHE_SETS		512
 #define CACHE_WAYS		4
 
-/*
- * Credentials the cache does not know are checked on the worker's main
- * thread (a SCRAM check is about a millisecond of its time).  However many
- * clients present new credentials, at most CHECKS_PER_SEC checks a second
- * reach it: a request over the rate waits its turn on its own thread, up
- * to CHECK_MAX_WAIT_MS, and is refused with 429 beyond that.  Requests
- * whose credentials are cached are never held back.
- */
-#define CHECKS_PER_SEC		100
-#define CHECK_MAX_WAIT_MS	2000
-
-/* Failure table: FAIL_SLOTS addresses, found within FAIL_PROBES slots. */
-#define FAIL_SLOTS		1024
-#define FAIL_PROBES		8
 
 typedef struct CachedCredential
 {
@@ -98,24 +85,9 @@ typedef struct CachedCredential
 	int64_t		valid_until_ms;
 } CachedCredential;
 
-typedef struct FailureCount
-{
-	char		addr[48];
-	int64_t		window_start_ms;
-	int			failures;		/* including attempts in flight */
-	bool		inflight[4];	/* INFLIGHT_KEYS */
-	unsigned char inflight_key[4][KV_AUTH_KEY_LEN];
-} FailureCount;
-
 static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
 static CachedCredential cache[CACHE_SETS][CACHE_WAYS];
 
-static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static pthread_mutex_t check_lock = PTHREAD_MUTEX_INITIALIZER;
-static double check_tokens = CHECKS_PER_SEC;
-static int64_t check_refilled_ms = 0;
-static FailureCount failures[FAIL_SLOTS];
 
 static unsigned char hmac_key[32];
 static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
@@ -124,8 +96,6 @@ static bool hmac_key_ok = false;
 /* Settings and the auth generation, published by the main thread. */
 static bool set_anonymous = false;
 static bool set_public_metrics = false;
-static int	set_max_failures = 10;
-static int	set_failure_window_s = 60;
 static uint64_t auth_generation = 0;
 
 /*---- settings ----*/
@@ -136,8 +106,7 @@ kv_http_set_auth(bool anonymous, bool public_metrics, int max_failures,
 {
 	__atomic_store_n(&set_anonymous, anonymous, __ATOMIC_RELAXED);
 	__atomic_store_n(&set_public_metrics, public_metrics, __ATOMIC_RELAXED);
-	__atomic_store_n(&set_max_failures, max_failures, __ATOMIC_RELAXED);
-	__atomic_store_n(&set_failure_window_s, failure_window_s, __ATOMIC_RELAXED);
+	kv_auth_guard_configure(max_failures, failure_window_s);
 }
 
 void
@@ -267,230 +236,6 @@ cache_store(const unsigned char *key, const KvRequest *req)
 	victim->generation = req->role_generation;
 	victim->valid_until_ms = req->role_valid_ms;
 	pthread_rwlock_unlock(&cache_lock);
-}
-
-/*---- failed logins ----*/
-
-/*
- * An attempt with credentials the cache does not know is charged to its
- * address as a failure before it is checked, and refunded if it succeeds:
- * so attempts in flight count, and an address cannot get past the limit by
- * sending many guesses at once.  The same credentials sent on several
- * connections at once (a client's connection pool starting) are charged
- * once: only the first is "in flight", the others learn their verdict and
- * count as failures only if it is one.
- */
-#define INFLIGHT_KEYS	4
-
-static uint64_t
-addr_hash(const char *addr)
-{
-	uint64_t	h;
-	const char *p;
-
-	/* keyed, so nobody can pick addresses that collide on purpose */
-	pthread_once(&hmac_key_once, init_hmac_key);
-	memcpy(&h, hmac_key, sizeof(h));
-	h ^= UINT64_C(14695981039346656037);
-	for (p = addr; *p; p++)
-		h = (h ^ (unsigned char) *p) * UINT64_C(1099511628211);
-	return h;
-}
-
-/*
- * The slot of 'addr', made if 'create'.  When every slot it may use is
- * taken by a live window, the oldest one is given up: losing another
- * address's count is better than never counting this one.  Caller holds
- * failure_lock.
- */
-static FailureCount *
-do_failure_slot(const char *addr, int64_t now, int64_t window_ms, bool create)
-{
-	uint64_t	h = addr_hash(addr);
-	int			i;
-	FailureCount *victim = NULL;
-
-	for (i = 0; i < FAIL_PROBES; i++)
-	{
-		FailureCount *f = &failures[(h + i) % FAIL_SLOTS];
-
-		if (strcmp(f->addr, addr) == 0)
-			return f;
-		if (f->addr[0] == '\0' || now - f->window_start_ms >= window_ms)
-		{
-			if (victim == NULL || victim->addr[0] != '\0')
-				victim = f;
-		}
-		else if (victim == NULL ||
-				 (victim->addr[0] != '\0' && now - victim->window_start_ms < window_ms &&
-				  f->window_start_ms < victim->window_start_ms))
-			victim = f;
-	}
-	if (!create)
-		return NULL;
-	memset(victim, 0, sizeof(*victim));
-	strncpy(victim->addr, addr, sizeof(victim->addr) - 1);
-	victim->window_start_ms = now;
-	return victim;
-}
-
-/* Start a new window when the old one is over.  Caller holds failure_lock. */
-static void
-do_roll_window(FailureCount *f, int64_t now, int64_t window_ms)
-{
-	if (now - f->window_start_ms >= window_ms)
-	{
-		f->window_start_ms = now;
-		f->failures = 0;
-	}
-}
-
-static int64_t
-window_ms(void)
-{
-	return (int64_t) __atomic_load_n(&set_failure_window_s, __ATOMIC_RELAXED) * 1000;
-}
-
-/*
- * May this attempt go on?  Returns 0, having charged it (id->charged) when
- * its credentials are not in flight already; or the seconds the address
- * must wait.
- */
-static int
-charge_attempt(const char *addr, KvIdentity *id)
-{
-	int64_t		now = kvq_now_ms();
-	int64_t		window = window_ms();
-	int			max = __atomic_load_n(&set_max_failures, __ATOMIC_RELAXED);
-	FailureCount *f;
-	int			wait = 0;
-	int			i;
-	int			free_key = -1;
-
-	if (max <= 0)
-		return 0;
-	pthread_mutex_lock(&failure_lock);
-	f = do_failure_slot(addr, now, window, true);
-	do_roll_window(f, now, window);
-	if (f->failures >= max)
-		wait = (int) ((f->window_start_ms + window - now + 999) / 1000);
-	else
-	{
-		for (i = 0; i < INFLIGHT_KEYS; i++)
-		{
-			if (f->inflight[i] &&
-				memcmp(f->inflight_key[i], id->key, KV_AUTH_KEY_LEN) == 0)
-				break;
-			if (!f->inflight[i] && free_key < 0)
-				free_key = i;
-		}
-		if (i == INFLIGHT_KEYS)
-		{
-			/* not in flight yet: charge it */
-			f->failures++;
-			id->charged = true;
-			if (free_key >= 0)
-			{
-				memcpy(f->inflight_key[free_key], id->key, KV_AUTH_KEY_LEN);
-				f->inflight[free_key] = true;
-			}
-		}
-	}
-	pthread_mutex_unlock(&failure_lock);
-	return wait;
-}
-
-/* Seconds this address must wait before it may try again, or 0. */
-static int
-blocked_for(const char *addr)
-{
-	int64_t		now = kvq_now_ms();
-	int64_t		window = window_ms();
-	int			max = __atomic_load_n(&set_max_failures, __ATOMIC_RELAXED);
-	FailureCount *f;
-	int			wait = 0;
-
-	if (max <= 0)
-		return 0;
-	pthread_mutex_lock(&failure_lock);
-	f = do_failure_slot(addr, now, window, false);
-	if (f != NULL && now - f->window_start_ms < window && f->failures >= max)
-		wait = (int) ((f->window_start_ms + window - now + 999) / 1000);
-	pthread_mutex_unlock(&failure_lock);
-	return wait;
-}
-
-/*
- * Settle an attempt: 'failed' says how it went; unknown (the main thread
- * gave no verdict) counts as not failed.
- */
-static void
-settle_attempt(const char *addr, KvIdentity *id, bool failed)
-{
-	int64_t		now = kvq_now_ms();
-	int64_t		window = window_ms();
-	FailureCount *f;
-	int			i;
-
-	if (__atomic_load_n(&set_max_failures, __ATOMIC_RELAXED) <= 0)
-		return;
-	pthread_mutex_lock(&failure_lock);
-	f = do_failure_slot(addr, now, window, failed);
-	if (f != NULL)
-	{
-		do_roll_window(f, now, window);
-		if (id->charged)
-		{
-			for (i = 0; i < INFLIGHT_KEYS; i++)
-				if (f->inflight[i] &&
-					memcmp(f->inflight_key[i], id->key, KV_AUTH_KEY_LEN) == 0)
-					f->inflight[i] = false;
-			if (!failed && f->failures > 0)
-				f->failures--;
-		}
-		else if (failed)
-			f->failures++;
-	}
-	id->charged = false;
-	pthread_mutex_unlock(&failure_lock);
-}
-
-/*---- the rate of checks ----*/
-
-/*
- * Take a turn to have credentials checked: a token bucket of
- * CHECKS_PER_SEC, one second deep.  Sleeps until the turn comes; false
- * when it would be more than CHECK_MAX_WAIT_MS away.
- */
-static bool
-take_check_turn(void)
-{
-	int64_t		now = kvq_now_ms();
-	int64_t		wait_ms;
-
-	pthread_mutex_lock(&check_lock);
-	if (check_refilled_ms == 0)
-		check_refilled_ms = now;
-	check_tokens += (double) (now - check_refilled_ms) * CHECKS_PER_SEC / 1000.0;
-	if (check_tokens > CHECKS_PER_SEC)
-		check_tokens = CHECKS_PER_SEC;
-	check_refilled_ms = now;
-	check_tokens -= 1;
-	wait_ms = check_tokens >= 0 ? 0 :
-		(int64_t) (-check_tokens * 1000.0 / CHECKS_PER_SEC) + 1;
-	if (wait_ms > CHECK_MAX_WAIT_MS)
-		check_tokens += 1;		/* not taken after all */
-	pthread_mutex_unlock(&check_lock);
-	if (wait_ms > CHECK_MAX_WAIT_MS)
-		return false;
-	if (wait_ms > 0)
-	{
-		struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
-
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
-	}
-	return true;
 }
 
 /*---- the Authorization header ----*/
@@ -629,7 +374,7 @@ kv_auth_identify(const KvHttpCtx *ctx, KvIdentity *id)
 		return 0;
 	}
 
-	if ((wait = blocked_for(id->addr)) > 0)
+	if ((wait = kv_auth_blocked_for(id->addr)) > 0)
 		return send_too_many(ctx, wait,
 							 "too many failed logins from this address; try again later");
 	if (strlen(auth) > MAX_HEADER_LEN ||
@@ -637,22 +382,27 @@ kv_auth_identify(const KvHttpCtx *ctx, KvIdentity *id)
 		  (strncasecmp(auth, "Bearer ", 7) == 0 && parse_bearer(auth + 7 + strspn(auth + 7, " "), id))))
 	{
 		kv_auth_release(id);
-		settle_attempt(id->addr, id, true);
+		kv_auth_settle_attempt(id->addr, id, true);
 		return send_unauthorized(ctx, "malformed Authorization header: use Basic or Bearer");
 	}
 	if (credential_key(id, id->key))
+	{
 		id->verified = cache_lookup(id);
+		/* someone is having these very credentials checked: wait for that */
+		if (!id->verified && kv_auth_await_check(id))
+			id->verified = cache_lookup(id);
+	}
 	if (id->verified)
 		return 0;
 
 	/* to be checked by the main thread: charge it, and wait for a turn */
-	if ((wait = charge_attempt(id->addr, id)) > 0)
+	if ((wait = kv_auth_charge_attempt(id->addr, id)) > 0)
 	{
 		kv_auth_release(id);
 		return send_too_many(ctx, wait,
 							 "too many failed logins from this address; try again later");
 	}
-	if (!take_check_turn())
+	if (!kv_auth_take_check_turn())
 	{
 		kv_auth_release(id);
 		return send_too_many(ctx, 1,
@@ -687,12 +437,14 @@ kv_auth_learn(const KvHttpCtx *ctx, const KvRequest *req)
 	if (id == NULL)
 		return;
 	if (id->kind != KV_AUTH_ANONYMOUS)
-		settle_attempt(id->addr, id, req->error == KV_ERR_UNAUTHORIZED);
+		kv_auth_settle_attempt(id->addr, id, req->error == KV_ERR_UNAUTHORIZED);
 	if (req->error == KV_ERR_UNAUTHORIZED)
 		return;
 	if (req->role != 0 && req->role_valid_ms > kvq_now_ms() &&
 		(!id->verified || id->generation != req->role_generation))
 		cache_store(id->key, req);
+	if (id->leader)
+		kv_auth_end_check(id);
 }
 
 void
@@ -700,7 +452,9 @@ kv_auth_release(KvIdentity *id)
 {
 	/* an attempt that got no verdict (timed out, refused early) is refunded */
 	if (id->charged)
-		settle_attempt(id->addr, id, false);
+		kv_auth_settle_attempt(id->addr, id, false);
+	if (id->leader)
+		kv_auth_end_check(id);
 	free(id->user);
 	if (id->secret)
 	{

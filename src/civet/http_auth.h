@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * http_auth.h
- *	  Who is asking: credentials from the Authorization header, the cache
- *	  of verified credentials, and the failed-login limit per client
- *	  address (src/civet/http_auth.c).
+ *	  Who is asking: credentials from the Authorization header and the
+ *	  cache of verified credentials (src/civet/http_auth.c); the failed-
+ *	  login limit per client address, one check per credential at a time
+ *	  and the rate of checks (src/civet/http_auth_guard.c).
  *
  * civetweb side: plain C and OpenSSL's libcrypto, no PostgreSQL.
  *
@@ -36,6 +37,7 @@ typedef struct KvIdentity
 	uint64_t	generation;		/* when verified */
 	const char *addr;			/* client address, for failed logins */
 	bool		charged;		/* counted as a failure until it succeeds */
+	bool		leader;			/* checking these credentials for everyone */
 } KvIdentity;
 
 /* Published by the main thread (kv_http_set_auth in http_server.h). */
@@ -45,5 +47,15 @@ extern int	kv_auth_identify(const KvHttpCtx *ctx, KvIdentity *id);
 extern bool kv_auth_attach(const KvIdentity *id, KvRequest *req);
 extern void kv_auth_learn(const KvHttpCtx *ctx, const KvRequest *req);
 extern void kv_auth_release(KvIdentity *id);
+
+/* http_auth_guard.c */
+extern void kv_auth_guard_configure(int max_failures, int failure_window_s);
+extern int	kv_auth_blocked_for(const char *addr);
+extern int	kv_auth_charge_attempt(const char *addr, KvIdentity *id);
+extern void kv_auth_settle_attempt(const char *addr, KvIdentity *id,
+								   bool failed);
+extern bool kv_auth_await_check(KvIdentity *id);
+extern void kv_auth_end_check(KvIdentity *id);
+extern bool kv_auth_take_check_turn(void);
 
 #endif							/* KVSERVER_HTTP_AUTH_H */

@@ -31,10 +31,15 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -418,6 +423,42 @@ run_get_group(int *idx, int n, Oid relid)
 /*---- one batch ----*/
 
 /*
+ * Did the synchronous standbys confirm the commit that ended at
+ * 'commit_end', as synchronous_commit asks?  PostgreSQL ends its wait for
+ * them without an error when the process is told to die or the
+ * postmaster dies (and with only a WARNING on cancel): the transaction is
+ * committed here but may be lost in a failover, so a backend would not
+ * report success, and neither may we.  The walsenders publish how far the
+ * standbys have confirmed in WalSndCtl->lsn[mode], under SyncRepLock.
+ */
+static bool
+commit_confirmed(XLogRecPtr commit_end)
+{
+	int			mode;
+	bool		confirmed;
+
+	if (!SyncRepRequested() || XLogRecPtrIsInvalid(commit_end))
+		return true;
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			mode = SYNC_REP_WAIT_WRITE;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			mode = SYNC_REP_WAIT_APPLY;
+			break;
+		default:
+			mode = SYNC_REP_WAIT_FLUSH;
+			break;
+	}
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	confirmed = !(WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) ||
+		WalSndCtl->lsn[mode] >= commit_end;
+	LWLockRelease(SyncRepLock);
+	return confirmed;
+}
+
+/*
  * Writes in one transaction, one commit; then answer them.  False when
  * the transaction could not begin (the whole batch is answered then).
  */
@@ -427,6 +468,8 @@ run_writes(void)
 	MemoryContext oldcxt;
 	Oid			relid;
 	int			i;
+	bool		wrote;
+	volatile bool committed = false;
 
 	relid = begin_batch_xact();
 	if (!OidIsValid(relid))
@@ -438,9 +481,11 @@ run_writes(void)
 
 	/* one commit for the whole batch; only then answer the writes */
 	oldcxt = CurrentMemoryContext;
+	wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
 	PG_TRY();
 	{
 		kv_store_xact_end();
+		committed = true;
 	}
 	PG_CATCH();
 	{
@@ -460,6 +505,17 @@ run_writes(void)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	if (committed && wrote && !commit_confirmed(XactLastCommitEnd))
+	{
+		ereport(WARNING,
+				(errmsg("kvserver answered a batch of writes with 503: the commit at %X/%X was not confirmed by the synchronous standbys",
+						LSN_FORMAT_ARGS(XactLastCommitEnd))));
+		for (i = 0; i < batch_len; i++)
+			if (batch[i] && kv_exec_is_write(batch[i]) && !batch_retry[i] &&
+				batch[i]->error == KV_ERR_NONE)
+				kvq_set_error(batch[i], 503, KV_ERR_UNAVAILABLE,
+							  "the write committed locally, but the synchronous standbys did not confirm it: its outcome is unknown");
+	}
 	for (i = 0; i < batch_len; i++)
 		if (batch[i] && kv_exec_is_write(batch[i]))
 			finish(i);
