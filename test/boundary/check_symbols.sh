@@ -8,7 +8,8 @@
 #   check_symbols.sh OBJ...       every symbol the objects leave undefined
 #                                 must be defined by one of them, or by a
 #                                 library the module links on that side
-#                                 (libc, libm, civetweb, jansson, the
+#                                 (libc, libm, civetweb, jansson, OpenSSL's
+#                                 libcrypto (HMAC, base64), the
 #                                 dynamic loader, libgcc); anything else,
 #                                 PostgreSQL's functions first of all, fails
 #   check_symbols.sh --allow-lib LIB... OBJ...
@@ -83,7 +84,7 @@ check() {
 		done <"$tmp/bad"
 	done
 	if [ "$rc" -eq 0 ]; then
-		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson%s and each other\n' \
+		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson, libcrypto%s and each other\n' \
 			"${#objs[@]}" "$([ "${#EXTRA_LIBS[@]}" -eq 0 ] || printf ', %s' "${EXTRA_LIBS[@]}")"
 	fi
 	return "$rc"
