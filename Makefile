@@ -35,6 +35,7 @@ CIVET_OBJS = \
 	src/civet/http_server.o \
 	src/civet/kv_api.o \
 	src/civet/metrics.o \
+	src/civet/node_role.o \
 	src/civet/request_queue.o
 
 # Runs in PostgreSQL processes: the worker's main thread and backends.
@@ -45,6 +46,7 @@ PG_OBJS = \
 	src/pg/execute.o \
 	src/pg/invalidate.o \
 	src/pg/kvserver.o \
+	src/pg/rmgr.o \
 	src/pg/sql_api.o \
 	src/pg/tokens.o \
 	src/pg/store.o \

@@ -947,22 +947,50 @@ fuzz_write_reply(const char *key, size_t key_len, int64_t version)
 static void
 fuzz_health(const char *database)
 {
-	char	   *out = kv_json_health(database);
+	char	   *out = kv_json_health(database, false, 0, -1);
 	json_t	   *root;
+	json_t	   *lag;
 	const char *status;
 	const char *role;
 	const char *db;
+	const char *lsn;
+	size_t		len = strlen(database);
+	/* a standby's figures, varied by the input */
+	uint64_t	replay_lsn = ((uint64_t) len << 32) | 0x3000148;
+	int64_t		lag_us = (len % 2) ? -1 : (int64_t) (len % 1000) * 1234567;
+	char		want_lsn[32];
 
 	CHECK(out != NULL, "kv_json_health returned NULL");
 	root = json_loads(out, 0, NULL);
 	CHECK(root != NULL, "kv_json_health output not JSON: %s", out);
-	if (kv_utf8_valid(database, strlen(database)))
+	if (kv_utf8_valid(database, len))
 	{
 		CHECK(json_unpack(root, "{s:s, s:s, s:s !}", "status", &status,
 						  "role", &role, "database", &db) == 0 &&
 			  strcmp(status, "ok") == 0 && strcmp(role, "primary") == 0 &&
 			  strcmp(db, database) == 0,
 			  "kv_json_health: unexpected %s", out);
+	}
+	json_decref(root);
+	free(out);
+
+	out = kv_json_health(database, true, replay_lsn, lag_us);
+	CHECK(out != NULL, "kv_json_health (standby) returned NULL");
+	root = json_loads(out, 0, NULL);
+	CHECK(root != NULL, "kv_json_health (standby) output not JSON: %s", out);
+	if (kv_utf8_valid(database, len))
+	{
+		snprintf(want_lsn, sizeof(want_lsn), "%X/%X",
+				 (unsigned) (replay_lsn >> 32), (unsigned) replay_lsn);
+		CHECK(json_unpack(root, "{s:s, s:s, s:s, s:s, s:o !}", "status", &status,
+						  "role", &role, "database", &db, "replay_lsn", &lsn,
+						  "replay_lag_seconds", &lag) == 0 &&
+			  strcmp(status, "ok") == 0 && strcmp(role, "standby") == 0 &&
+			  strcmp(db, database) == 0 && strcmp(lsn, want_lsn) == 0 &&
+			  (lag_us < 0 ? json_is_null(lag) :
+			   json_is_number(lag) &&
+			   llabs((int64_t) (json_number_value(lag) * 1e6 + 0.5) - lag_us) <= 1),
+			  "kv_json_health (standby): unexpected %s", out);
 	}
 	json_decref(root);
 	free(out);

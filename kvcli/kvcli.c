@@ -7,11 +7,11 @@
  *	  kvcli - read, write, delete and list kvserver keys over HTTP
  *
  * SYNOPSIS
- *	  kvcli [--url URL] get KEY
- *	  kvcli [--url URL] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]
- *	  kvcli [--url URL] del KEY
- *	  kvcli [--url URL] list [PREFIX]
- *	  kvcli [--url URL] stats
+ *	  kvcli [--url URL[,URL...]] [--primary] get KEY
+ *	  kvcli [--url URL[,URL...]] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]
+ *	  kvcli [--url URL[,URL...]] del KEY
+ *	  kvcli [--url URL[,URL...]] [--primary] list [PREFIX]
+ *	  kvcli [--url URL[,URL...]] [--primary] stats
  *	  kvcli --help
  *
  * DESCRIPTION
@@ -45,9 +45,23 @@
  *	  Options may appear anywhere; "--" ends them, for a KEY or VALUE that
  *	  starts with '-'.
  *
+ *	  Several servers (a primary and its hot standbys): --url A,B,... (or
+ *	  KVSERVER_URL with commas).  Before the command, kvcli asks each node's
+ *	  GET /health, in the given order, as libpq's target_session_attrs
+ *	  does: put and del go to the first node that says "role": "primary";
+ *	  get, list and stats to the first that answers 200 at all, or, with
+ *	  --primary, to the first primary.  A node that cannot be reached, or
+ *	  answers anything but 200, is passed over.  The command then runs on
+ *	  that one node (every page of a list included).  With a single URL
+ *	  nothing is asked first, unless --primary is given.
+ *
  * OPTIONS
- *	  --url URL			   server base URL; a trailing '/' is ignored and any
- *						   path in it is kept as a prefix (for a proxy)
+ *	  --url URL[,URL...]   server base URL; a trailing '/' is ignored and any
+ *						   path in it is kept as a prefix (for a proxy).
+ *						   Several, separated by commas: see above
+ *	  --primary			   get, list, stats: only from a node whose /health
+ *						   says it is the primary (read your own writes
+ *						   when the others are standbys)
  *	  --ttl SECONDS		   put only: expire after SECONDS (a positive integer)
  *	  --content-type TYPE  put only: the Content-Type to store
  *	  --user USER:PASSWORD a PostgreSQL role and its password (HTTP Basic)
@@ -56,8 +70,8 @@
  *	  -h, --help		   usage on standard output, exit 0
  *
  * ENVIRONMENT
- *	  KVSERVER_URL		   base URL when --url is not given; when unset or
- *						   empty, http://127.0.0.1:8080
+ *	  KVSERVER_URL		   base URL(s) when --url is not given; when unset
+ *						   or empty, http://127.0.0.1:8080
  *	  KVSERVER_USER		   USER:PASSWORD when --user is not given
  *	  KVSERVER_TOKEN	   token when --token is not given (a token wins over
  *						   a user)
@@ -71,8 +85,11 @@
  *	  1  not found: get or del of a key that does not exist (HTTP 404)
  *	  2  usage error: bad arguments or an unusable URL
  *	  3  server or HTTP error: any other 4xx, any 5xx, an unexpected status
- *		 or a malformed reply; the server's JSON message goes to stderr
- *	  4  connection error: server unreachable, timed out, or no reply
+ *		 or a malformed reply; the server's JSON message goes to stderr.
+ *		 With several URLs: no node was primary (or, for a read, healthy),
+ *		 though some answered
+ *	  4  connection error: server unreachable, timed out, or no reply (with
+ *		 several URLs: none could be reached)
  *	  5  local error: standard input or output failed, or out of memory
  *
  * IDENTIFICATION
@@ -101,6 +118,7 @@
 
 #define DEFAULT_URL		"http://127.0.0.1:8080"
 #define LIST_PAGE_SIZE	1000
+#define MAX_URLS		32
 
 /* how long to wait for a connection, and for a stalled transfer to move */
 #define CONNECT_TIMEOUT_S	10L
@@ -126,7 +144,10 @@ typedef struct Response
 /* The parsed command line. */
 typedef struct Options
 {
-	const char *url;			/* base URL, no trailing '/' */
+	const char *url;			/* base URL, no trailing '/': the node used */
+	const char *urls[MAX_URLS];	/* all of them, in the order given */
+	int			nurls;
+	bool		primary_only;	/* --primary */
 	const char *command;
 	const char *args[2];		/* positional arguments after the command */
 	int			nargs;
@@ -151,11 +172,11 @@ print_help(FILE *out)
 			"%s - command-line client for the kvserver HTTP API\n"
 			"\n"
 			"Usage:\n"
-			"  %s [--url URL] get KEY\n"
-			"  %s [--url URL] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]\n"
-			"  %s [--url URL] del KEY\n"
-			"  %s [--url URL] list [PREFIX]\n"
-			"  %s [--url URL] stats\n"
+			"  %s [--url URL[,URL...]] [--primary] get KEY\n"
+			"  %s [--url URL[,URL...]] put KEY [VALUE] [--ttl SECONDS] [--content-type TYPE]\n"
+			"  %s [--url URL[,URL...]] del KEY\n"
+			"  %s [--url URL[,URL...]] [--primary] list [PREFIX]\n"
+			"  %s [--url URL[,URL...]] [--primary] stats\n"
 			"  %s --help\n"
 			"\n"
 			"Commands:\n"
@@ -169,8 +190,12 @@ print_help(FILE *out)
 			"  stats            print the server's GET /health reply (JSON)\n"
 			"\n"
 			"Options:\n"
-			"  --url URL            server base URL (default: $KVSERVER_URL, else\n"
-			"                       " DEFAULT_URL ")\n"
+			"  --url URL[,URL...]   server base URL (default: $KVSERVER_URL, else\n"
+			"                       " DEFAULT_URL "); with several (a primary and\n"
+			"                       its standbys), put and del go to the first whose\n"
+			"                       /health says primary, reads to the first healthy\n"
+			"                       one; unreachable nodes are passed over\n"
+			"  --primary            get, list, stats: from the primary only\n"
 			"  --ttl SECONDS        put: the key expires after SECONDS\n"
 			"  --content-type TYPE  put: Content-Type to store\n"
 			"                       (default application/octet-stream)\n"
@@ -188,8 +213,10 @@ print_help(FILE *out)
 			"  1  not found: get or del of a key that does not exist (HTTP 404)\n"
 			"  2  usage error (bad arguments or URL)\n"
 			"  3  server or HTTP error: other 4xx, 5xx or a malformed reply; the\n"
-			"     server's message is printed to standard error\n"
+			"     server's message is printed to standard error; with several\n"
+			"     URLs, no node was primary (or healthy) though some answered\n"
 			"  4  connection error: server unreachable, timed out or no reply\n"
+			"     (with several URLs: none could be reached)\n"
 			"  5  local error: reading standard input or writing standard output\n"
 			"     failed, or out of memory\n",
 			progname, progname, progname, progname, progname, progname, progname);
@@ -758,6 +785,134 @@ cmd_stats(CURL *curl, const Options *opts)
 	return code;
 }
 
+/*
+ * A /health reply's role: 1 primary, 0 anything else (a standby), -1 not
+ * the JSON object kvserver sends.  No "role" at all counts as primary: a
+ * server from before hot standbys were served is always one.
+ */
+static int
+health_role(const Response *resp)
+{
+	json_t	   *root;
+	json_t	   *role;
+	json_error_t jerr;
+	int			result = -1;
+
+	root = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
+	if (root != NULL && json_is_object(root))
+	{
+		role = json_object_get(root, "role");
+		if (role == NULL)
+			result = 1;
+		else if (json_is_string(role))
+			result = strcmp(json_string_value(role), "primary") == 0 ? 1 : 0;
+	}
+	json_decref(root);
+	return result;
+}
+
+/*
+ * With several URLs, or --primary: the node to run the command on, picked
+ * the way libpq's target_session_attrs picks a server.  Each node's GET
+ * /health is asked in the order given; one that cannot be reached, or
+ * answers anything but 200, is passed over; the first that answers 200
+ * (and says "role": "primary", when want_primary) is the one.  When there
+ * is none, say what each node said and exit: 4 when no node could be
+ * reached at all, else 3.  An unusable URL is a usage error at once.
+ */
+static const char *
+pick_node(CURL *curl, const Options *opts, bool want_primary)
+{
+	Buffer		url = {0};
+	Buffer		why = {0};
+	Response	resp = {0};
+	bool		answered = false;
+	int			i;
+
+	for (i = 0; i < opts->nurls; i++)
+	{
+		char		errbuf[CURL_ERROR_SIZE];
+		char		line[CURL_ERROR_SIZE + 64];
+		CURLcode	rc;
+		int			role;
+
+		buf_reset(&url);
+		buf_append_str(&url, opts->urls[i]);
+		buf_append_str(&url, "/health");
+		rc = http_perform(curl, "GET", url.data, NULL, 0, NULL, false,
+						  &resp, errbuf);
+		if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT ||
+			rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR)
+			http_fail(rc, "GET", url.data, errbuf);
+		if (rc != CURLE_OK)
+			snprintf(line, sizeof(line), "%s",
+					 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		else
+		{
+			answered = true;
+			role = resp.status == 200 ? health_role(&resp) : -1;
+			if (role == 1 || (role == 0 && !want_primary))
+			{
+				buf_free(&url);
+				buf_free(&why);
+				buf_free(&resp.body);
+				return opts->urls[i];
+			}
+			if (resp.status != 200)
+				snprintf(line, sizeof(line), "HTTP %ld", resp.status);
+			else if (role == 0)
+				snprintf(line, sizeof(line), "not the primary (a standby)");
+			else
+				snprintf(line, sizeof(line), "malformed /health reply");
+		}
+		buf_append_str(&why, "  ");
+		buf_append_str(&why, url.data);
+		buf_append_str(&why, ": ");
+		buf_append_str(&why, line);
+		buf_append_str(&why, "\n");
+	}
+	fprintf(stderr, "%s: no %s node among the URLs given:\n%s", progname,
+			want_primary ? "primary" : "healthy", why.data ? why.data : "");
+	exit(answered ? EXIT_SERVER : EXIT_CONNECT);
+}
+
+/*
+ * The --url list (or KVSERVER_URL): comma-separated base URLs, each with
+ * surrounding spaces and trailing '/'s dropped (paths are built as base +
+ * "/kv/...").  The first is the node used unless pick_node() says
+ * otherwise.
+ */
+static void
+split_urls(Options *opts, const char *list)
+{
+	const char *p = list;
+
+	opts->nurls = 0;
+	for (;;)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+		char	   *url;
+
+		while (len > 0 && *p == ' ')
+			p++, len--;
+		while (len > 0 && (p[len - 1] == '/' || p[len - 1] == ' '))
+			len--;
+		if (len == 0)
+			usage_error("empty URL");
+		if (opts->nurls == MAX_URLS)
+			usage_error("more than %d URLs", MAX_URLS);
+		url = strndup(p, len);
+		if (url == NULL)
+			die(EXIT_LOCAL, "out of memory");
+		opts->urls[opts->nurls++] = url;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	opts->url = opts->urls[0];
+}
+
 /* A positive decimal integer, digits only (the server checks the range). */
 static bool
 valid_ttl(const char *s)
@@ -811,8 +966,6 @@ parse_args(int argc, char **argv, Options *opts)
 	int			min_args;
 	int			max_args;
 	int			i;
-	char	   *url;
-	size_t		len;
 
 	memset(opts, 0, sizeof(*opts));
 	opts->url = (env_url != NULL && env_url[0] != '\0') ? env_url : DEFAULT_URL;
@@ -835,6 +988,8 @@ parse_args(int argc, char **argv, Options *opts)
 				finish_stdout();
 				exit(EXIT_OK);
 			}
+			else if (strcmp(arg, "--primary") == 0)
+				opts->primary_only = true;
 			else if (match_option("--url", argc, argv, &i, &value))
 				opts->url = value;
 			else if (match_option("--ttl", argc, argv, &i, &value))
@@ -901,16 +1056,7 @@ parse_args(int argc, char **argv, Options *opts)
 		 strpbrk(opts->content_type, "\r\n") != NULL))
 		usage_error("--content-type must be a non-empty single line");
 
-	/* drop trailing slashes: paths are built as base + "/kv/..." */
-	len = strlen(opts->url);
-	while (len > 0 && opts->url[len - 1] == '/')
-		len--;
-	if (len == 0)
-		usage_error("empty URL");
-	url = strndup(opts->url, len);
-	if (url == NULL)
-		die(EXIT_LOCAL, "out of memory");
-	opts->url = url;
+	split_urls(opts, opts->url);
 }
 
 int
@@ -919,6 +1065,7 @@ main(int argc, char **argv)
 	Options		opts;
 	CURL	   *curl;
 	int			code;
+	int			i;
 
 	parse_args(argc, argv, &opts);
 
@@ -927,6 +1074,13 @@ main(int argc, char **argv)
 	curl = curl_easy_init();
 	if (curl == NULL)
 		die(EXIT_LOCAL, "could not initialize libcurl");
+
+	/* writes go to the primary; a single URL is used as it is */
+	if (opts.nurls > 1 || opts.primary_only)
+		opts.url = pick_node(curl, &opts,
+							 opts.primary_only ||
+							 strcmp(opts.command, "put") == 0 ||
+							 strcmp(opts.command, "del") == 0);
 
 	if (strcmp(opts.command, "get") == 0)
 		code = cmd_get(curl, &opts);
@@ -941,6 +1095,7 @@ main(int argc, char **argv)
 
 	curl_easy_cleanup(curl);
 	curl_global_cleanup();
-	free((char *) opts.url);
+	for (i = 0; i < opts.nurls; i++)
+		free((char *) opts.urls[i]);
 	return code;
 }

@@ -12,7 +12,9 @@
  *	  seq		  odd while a writer changes the partition's entries; a
  *				  lock-free reader retries or gives up if it moved
  *	  generation  bumped on every invalidation; guards read-through fills
- *	  writers	  committing transactions that wrote keys of the partition
+ *	  writers	  committing transactions that wrote keys of the partition;
+ *				  on a hot standby, also replayed ones not yet released
+ *				  (src/pg/rmgr.c)
  *	  hit_ring	  hashes of lock-free hits, applied to the LRU order by the
  *				  next locked lookup or fill (readers cannot write the LRU
  *				  list themselves)

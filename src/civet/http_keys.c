@@ -5,8 +5,8 @@
  *	  (GET /kv/?prefix=) and creating (POST /kv/) in the collection.
  *
  * A handler validates and bounds everything a client sent, then either
- * answers at once (errors, and GET/HEAD cache hits read lock-free by
- * cache_fastpath.c) or builds a KvRequest for the worker's main thread and
+ * answers at once (errors, writes on a hot standby, and GET/HEAD cache
+ * hits read lock-free by cache_fastpath.c) or builds a KvRequest for the worker's main thread and
  * waits for its reply (kv_run_request).
  *
  * civetweb side: runs on civetweb threads, no PostgreSQL.
@@ -26,6 +26,7 @@
 #include "http_parse.h"
 #include "http_reply.h"
 #include "kv_api.h"
+#include "node_role.h"
 #include "request_queue.h"
 
 #ifdef PG_MAJORVERSION
@@ -128,6 +129,13 @@ kv_handle_key(const KvHttpCtx *ctx, const char *key_raw)
 							 ctx->method == KV_METHOD_PUT);
 	}
 
+	/* a hot standby takes no writes: refused here, its body never read */
+	if (!ctx->reads && kv_node_is_standby())
+	{
+		free(key);
+		return kv_send_standby_write(ctx);
+	}
+
 	/* only for a role the credential cache knows may read the whole table */
 	if (ctx->reads && ctx->id != NULL && ctx->id->verified && ctx->id->may_hit &&
 		serve_cache_hit(ctx, key, key_len, if_none_match, &status))
@@ -185,6 +193,10 @@ create_key(const KvHttpCtx *ctx)
 	size_t		len;
 	int			rc;
 	KvError		err;
+
+	/* a hot standby takes no writes: refused here, its body never read */
+	if (kv_node_is_standby())
+		return kv_send_standby_write(ctx);
 
 	/* JSON escapes can make a value up to six times longer in the body */
 	rc = kv_read_body(ctx, max_value * 6 + 1024, &body, &len);

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,9 +445,9 @@ kv_parse_etag(const char *header, bool strong, int64_t *version)
 }
 
 static char *
-dump(json_t *obj, size_t *len)
+dump_flags(json_t *obj, size_t flags, size_t *len)
 {
-	char	   *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char	   *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII | flags) : NULL;
 
 	json_decref(obj);
 	if (s == NULL)
@@ -454,6 +455,12 @@ dump(json_t *obj, size_t *len)
 	if (s != NULL && len != NULL)
 		*len = strlen(s);
 	return s;
+}
+
+static char *
+dump(json_t *obj, size_t *len)
+{
+	return dump_flags(obj, 0, len);
 }
 
 /*
@@ -492,9 +499,36 @@ kv_json_write_reply(const char *key, size_t key_len, int64_t version)
 						  "version", (json_int_t) version), NULL);
 }
 
+/*
+ * {"status": "ok", "role": "primary", "database": ...}; a standby adds
+ * "replay_lsn" ("0/3000148", as pg_last_wal_replay_lsn() shows it) and
+ * "replay_lag_seconds" (null when unknown).  Reals get 12 significant
+ * digits: microseconds for a lag under 10^6 s, without the binary noise of
+ * jansson's default 17 ("0.0060000000000000001").
+ */
 char *
-kv_json_health(const char *database)
+kv_json_health(const char *database, bool standby, uint64_t replay_lsn,
+			   int64_t replay_lag_us)
 {
-	return dump(json_pack("{s:s, s:s, s:s}", "status", "ok",
-						  "role", "primary", "database", database), NULL);
+	json_t	   *obj;
+	char		lsn[32];
+
+	obj = json_pack("{s:s, s:s, s:s}", "status", "ok",
+					"role", standby ? "standby" : "primary",
+					"database", database);
+	if (obj != NULL && standby)
+	{
+		snprintf(lsn, sizeof(lsn), "%X/%X", (unsigned) (replay_lsn >> 32),
+				 (unsigned) replay_lsn);
+		if (json_object_set_new(obj, "replay_lsn", json_string(lsn)) != 0 ||
+			json_object_set_new(obj, "replay_lag_seconds",
+								replay_lag_us >= 0
+								? json_real((double) replay_lag_us / 1e6)
+								: json_null()) != 0)
+		{
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	return dump_flags(obj, JSON_REAL_PRECISION(12), NULL);
 }

@@ -61,6 +61,7 @@ extern char *kv_json_keys(char **keys, int nkeys, const char *next,
 						  size_t *len);
 extern char *kv_json_write_reply(const char *key, size_t key_len,
 								 int64_t version);
-extern char *kv_json_health(const char *database);
+extern char *kv_json_health(const char *database, bool standby,
+							uint64_t replay_lsn, int64_t replay_lag_us);
 
 #endif							/* KVSERVER_HTTP_PARSE_H */

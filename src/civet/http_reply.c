@@ -36,6 +36,7 @@
 
 #include "http_auth.h"
 #include "http_parse.h"
+#include "node_role.h"
 
 #ifdef PG_MAJORVERSION
 #error "http_reply.c runs on civetweb threads: no PostgreSQL headers"
@@ -56,6 +57,8 @@ status_text(int status)
 			return "No Content";
 		case 304:
 			return "Not Modified";
+		case 307:
+			return "Temporary Redirect";
 		case 400:
 			return "Bad Request";
 		case 401:
@@ -115,10 +118,13 @@ content_type_sendable(const char *ct)
 	return kv_content_type_valid(ct, len) ? ct : OCTET_STREAM;
 }
 
-/* A fixed buffer that headers are appended to; 'overflow' once full. */
+/*
+ * A fixed buffer that headers are appended to; 'overflow' once full.  Room
+ * for the longest Location besides the usual headers.
+ */
 typedef struct HeadBuf
 {
-	char		data[1024];
+	char		data[1024 + KV_MAX_LOCATION_LEN];
 	size_t		len;
 	bool		overflow;
 } HeadBuf;
@@ -169,6 +175,8 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 	}
 	if (r->allow)
 		head_add(h, "Allow: %s\r\n", r->allow);
+	if (r->location)
+		head_add(h, "Location: %s\r\n", r->location);
 	if (r->retry_after > 0)
 		head_add(h, "Retry-After: %d\r\n", r->retry_after);
 	else if (r->status == 503)
@@ -253,6 +261,51 @@ kv_send_bad_body(const KvHttpCtx *ctx)
 {
 	return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST,
 						 "request body is malformed or incomplete", NULL, true);
+}
+
+/*
+ * A write (PUT, DELETE, POST) that reached a hot standby, answered here,
+ * before its body is read (kv_linger_body() drains it): 307 Temporary
+ * Redirect to the same path and query on kvserver.primary_url when that is
+ * set and the request target can be echoed (kv_node_location), else 503
+ * read_only with Retry-After: 1, as a promotion may be under way.  Either
+ * way the body is the usual JSON error, code read_only.
+ */
+int
+kv_send_standby_write(const KvHttpCtx *ctx)
+{
+	KvReply		r = {0};
+	char		location[KV_MAX_LOCATION_LEN + 1];
+	char		primary[KV_MAX_PRIMARY_URL_LEN + 1];
+	char		message[KV_MAX_PRIMARY_URL_LEN + 160];
+	char	   *body;
+
+	if (!kv_node_location(ctx->ri->local_uri_raw, ctx->ri->query_string,
+						  location, sizeof(location)))
+	{
+		if (kv_node_primary_url(primary, sizeof(primary)))
+			snprintf(message, sizeof(message),
+					 "this node is a hot standby and takes no writes: send this one to the primary, %s",
+					 primary);
+		else
+			snprintf(message, sizeof(message),
+					 "this node is a hot standby and takes no writes: send them to the primary");
+		return kv_send_error(ctx, 503, KV_ERR_READ_ONLY, message, NULL,
+							 false);
+	}
+	body = kv_json_error(KV_ERR_READ_ONLY,
+						 "this node is a hot standby: send writes to the primary, at the Location given",
+						 &r.body_len);
+	r.status = 307;
+	r.content_type = KV_JSON_CONTENT_TYPE;
+	r.body = body;
+	r.etag = -1;
+	r.cache = -1;
+	r.location = location;
+	r.head = ctx->head;
+	kv_send_reply(ctx->conn, &r);
+	free(body);
+	return 307;
 }
 
 /* A JSON document; takes ownership of 'body' (NULL: no body). */
@@ -344,7 +397,9 @@ send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 								-1);
 		case KV_OP_HEALTH:
 			return kv_send_json(ctx, 200,
-								kv_json_health(req->database ? req->database : ""),
+								kv_json_health(req->database ? req->database : "",
+											   req->standby, req->replay_lsn,
+											   req->replay_lag_us),
 								-1);
 		case KV_OP_AUTH:
 			break;

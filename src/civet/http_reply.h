@@ -28,6 +28,7 @@ typedef struct KvReply
 	int64_t		expires_at;		/* PostgreSQL timestamptz; 0: none */
 	int			cache;			/* -1: no header, 0: MISS, 1: HIT */
 	const char *allow;
+	const char *location;		/* 307: where to send the request */
 	int			retry_after;	/* seconds; 0: none (503 says 1) */
 	bool		head;			/* HEAD: headers only */
 	bool		close;			/* close the connection afterwards */
@@ -39,6 +40,7 @@ extern void kv_send_reply(struct mg_connection *conn, const KvReply *r);
 extern int	kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
 						  const char *message, const char *allow, bool close);
 extern int	kv_send_bad_body(const KvHttpCtx *ctx);
+extern int	kv_send_standby_write(const KvHttpCtx *ctx);
 extern int	kv_send_json(const KvHttpCtx *ctx, int status, char *body,
 						 int64_t etag);
 extern int	kv_send_value(const KvHttpCtx *ctx, const char *value, size_t len,

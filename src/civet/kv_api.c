@@ -14,6 +14,9 @@
  * Content-Type, every content type a reply echoes, and, as the CHECK
  * constraint kv_store_content_type_valid, every row of kv_store.
  *
+ * And the rule for kvserver.primary_url (kv_primary_url_problem): the GUC's
+ * check hook applies it, and a standby echoes the URL in a Location header.
+ *
  * No PostgreSQL and no shared state: safe on any thread.
  *
  * IDENTIFICATION
@@ -24,6 +27,7 @@
 #include "kv_api.h"
 
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #ifdef PG_MAJORVERSION
@@ -63,6 +67,8 @@ kv_error_code(KvError error)
 			return "forbidden";
 		case KV_ERR_TOO_MANY_REQUESTS:
 			return "too_many_requests";
+		case KV_ERR_READ_ONLY:
+			return "read_only";
 	}
 	return "internal";
 }
@@ -199,6 +205,46 @@ kv_content_type_valid(const char *s, size_t len)
 	while (i < len && p[i] == ' ')
 		i++;
 	return i < len && p[i] == ';';
+}
+
+/*
+ * The rule for kvserver.primary_url, where a hot standby redirects writes
+ * (307, Location: the URL followed by the request's own path and query).
+ * It becomes part of a reply header, so it must be one line of printable
+ * ASCII: an http:// or https:// URL (scheme in any case) with a host, at
+ * most KV_MAX_PRIMARY_URL_LEN bytes, no space, control byte or byte over
+ * 0x7E, and no '?' or '#' (the request's path and query are appended).  A
+ * path (a proxy's prefix) is allowed.  Empty means "not set".  Returns
+ * NULL when the URL is acceptable, else what is wrong with it, worded to
+ * follow "The URL " ("has no host").
+ */
+const char *
+kv_primary_url_problem(const char *url)
+{
+	const unsigned char *p = (const unsigned char *) url;
+	size_t		len;
+	size_t		host;
+	size_t		i;
+
+	if (url == NULL || url[0] == '\0')
+		return NULL;
+	len = strnlen(url, KV_MAX_PRIMARY_URL_LEN + 1);
+	if (len > KV_MAX_PRIMARY_URL_LEN)
+		return "is longer than 1024 bytes";
+	for (i = 0; i < len; i++)
+		if (p[i] <= 0x20 || p[i] > 0x7E)
+			return "must be printable ASCII, without spaces or control characters";
+	if (strncasecmp(url, "http://", 7) == 0)
+		host = 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		host = 8;
+	else
+		return "must start with http:// or https://";
+	if (host == len || url[host] == '/')
+		return "has no host";
+	if (strpbrk(url, "?#") != NULL)
+		return "must not contain '?' or '#' (the request's own path and query are appended to it)";
+	return NULL;
 }
 
 /* Now, as a PostgreSQL timestamptz: microseconds since 2000-01-01 UTC. */

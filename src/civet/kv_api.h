@@ -37,7 +37,8 @@ typedef enum KvError
 	KV_ERR_INTERNAL,
 	KV_ERR_UNAUTHORIZED,		/* 401: no identity, or a wrong one */
 	KV_ERR_FORBIDDEN,			/* 403: the role may not do this */
-	KV_ERR_TOO_MANY_REQUESTS	/* 429: too many failed logins */
+	KV_ERR_TOO_MANY_REQUESTS,	/* 429: too many failed logins */
+	KV_ERR_READ_ONLY			/* 503 or 307: a write on a hot standby */
 } KvError;
 
 /*
@@ -56,6 +57,14 @@ typedef enum KvError
 #define KV_DEFAULT_EXPIRE_INTERVAL_S	10
 #define KV_DEFAULT_SSL_CERTIFICATE		""	/* plain HTTP */
 #define KV_DEFAULT_SSL_KEY				""	/* in the certificate file */
+#define KV_DEFAULT_PRIMARY_URL			""	/* standby writes get 503 */
+
+/*
+ * Longest kvserver.primary_url, and longest Location a standby sends: the
+ * primary's URL followed by the request's own path and query.
+ */
+#define KV_MAX_PRIMARY_URL_LEN	1024
+#define KV_MAX_LOCATION_LEN		4096
 
 /* Content type recorded for values written as text (POST, kv_put(text)). */
 #define KV_TEXT_CONTENT_TYPE	"text/plain; charset=utf-8"
@@ -74,6 +83,7 @@ extern bool kv_utf8_valid(const char *s, size_t len);
 extern KvError kv_check_key(const char *key, size_t key_len,
 							size_t max_key_len);
 extern bool kv_content_type_valid(const char *s, size_t len);
+extern const char *kv_primary_url_problem(const char *url);
 extern int64_t kv_pg_timestamp_now(void);
 
 #endif							/* KVSERVER_KV_API_H */

@@ -8,7 +8,9 @@
  * serves HTTP) and are bumped with relaxed atomic adds from civetweb
  * threads and the main thread alike; a scrape reads them without stopping
  * anyone, so figures from one scrape may be a few requests apart.  Cache
- * figures come from shared memory through cache_fastpath.c.
+ * figures come from shared memory through cache_fastpath.c; the node's role
+ * and replay position from what the main thread last published
+ * (node_role.c), at most about a second old.
  *
  * No PostgreSQL here: civetweb threads render the page.
  *
@@ -26,6 +28,8 @@
 
 #include "cache_fastpath.h"
 #include "http_request.h"
+#include "kv_api.h"
+#include "node_role.h"
 #include "request_queue.h"
 
 #ifdef PG_MAJORVERSION
@@ -168,6 +172,7 @@ kv_metrics_render(size_t *len)
 {
 	Buf			b = {malloc(8192), 0, 8192, false};
 	KvFastStats cs;
+	KvNodeState node;
 	size_t		m;
 	int			c;
 
@@ -217,6 +222,29 @@ kv_metrics_render(size_t *len)
 		   "Cache memory in all (kvserver.cache_size).");
 	put(&b, "kvserver_cache_capacity_bytes %llu\n",
 		(unsigned long long) cs.capacity_bytes);
+
+	kv_node_get(&node);
+	header(&b, "kvserver_role", "gauge",
+		   "1 for the node's replication role: primary, or standby (a hot standby, in recovery).");
+	put(&b, "kvserver_role{role=\"primary\"} %d\n", node.standby ? 0 : 1);
+	put(&b, "kvserver_role{role=\"standby\"} %d\n", node.standby ? 1 : 0);
+	if (node.standby)
+	{
+		header(&b, "kvserver_replay_lsn_bytes", "gauge",
+			   "Standby: WAL position replayed so far, in bytes (pg_last_wal_replay_lsn()).");
+		put(&b, "kvserver_replay_lsn_bytes %llu\n",
+			(unsigned long long) node.replay_lsn);
+		/* unknown until a commit has been replayed since the standby started */
+		if (node.last_replayed_xact != 0)
+		{
+			int64_t		lag_us = kv_pg_timestamp_now() - node.last_replayed_xact;
+
+			header(&b, "kvserver_replay_lag_seconds", "gauge",
+				   "Standby: time since the last commit replayed was made on the primary.");
+			put(&b, "kvserver_replay_lag_seconds %.6f\n",
+				(double) (lag_us > 0 ? lag_us : 0) / 1e6);
+		}
+	}
 
 	if (b.failed)
 	{

@@ -102,6 +102,10 @@ typedef struct KvRequest
 	int			nkeys;
 	char	   *next_key;		/* LIST: NULL when no more */
 	char	   *database;		/* HEALTH */
+	bool		standby;		/* HEALTH: the node is a hot standby */
+	uint64_t	replay_lsn;		/* HEALTH, standby: last WAL replayed */
+	int64_t		replay_lag_us;	/* HEALTH, standby: now minus the time of
+								 * the last commit replayed; -1: unknown */
 	uint32_t	role;			/* the role the request ran as; 0: none */
 	bool		role_may_hit;	/* may read cache hits on civetweb threads */
 	int64_t		role_valid_ms;	/* CLOCK_MONOTONIC ms until which the

@@ -105,6 +105,32 @@ kv_batch_fail_all(const char *message)
 	ndeferred = 0;
 }
 
+/*
+ * While this node is a hot standby, answer the batch's writes with 503
+ * read_only and say true.  civetweb threads refuse writes on a standby
+ * before they are queued (http_keys.c), going by the role this thread
+ * publishes (worker.c); this is the backstop for one that got past them,
+ * so that no write ever meets a read-only transaction.
+ */
+static bool
+refuse_writes_in_recovery(void)
+{
+	int			i;
+
+	if (!RecoveryInProgress())
+		return false;
+	for (i = 0; i < batch_len; i++)
+	{
+		if (batch[i] != NULL && kv_exec_is_write(batch[i]))
+		{
+			kvq_fail(batch[i], 503, KV_ERR_READ_ONLY,
+					 "this node is a hot standby and takes no writes: send them to the primary");
+			batch[i] = NULL;
+		}
+	}
+	return true;
+}
+
 bool
 kv_batch_has_deferred(void)
 {
@@ -613,6 +639,8 @@ process_batch(KvRequest *list)
 	pgstat_report_activity(STATE_RUNNING, "kvserver: serving a batch of requests");
 	kv_metrics_batch(batch_len);
 
+	if (have_writes && refuse_writes_in_recovery())
+		have_writes = false;
 	if ((!have_writes || run_writes()) && have_reads)
 		run_reads();
 

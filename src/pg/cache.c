@@ -23,6 +23,12 @@
  * read and its fill.  The cache is also bound to one kv_store relation
  * OID, so a DROP and CREATE EXTENSION cannot resurrect old entries.
  *
+ * On a hot standby no trigger fires: the replay of kvserver's WAL record
+ * (rmgr.c) removes a transaction's keys and holds its partitions
+ * (kvcache_hold_partitions: writers++) until its end has been replayed
+ * (kvcache_release_partitions, reached from kvcache_lookup through
+ * kv_holds_release).
+ *
  * Locking: every partition's contents are changed only with its LWLock
  * held exclusively (a hit reorders the LRU, so lookups take it exclusively
  * too), and every change of entries is bracketed by seq_begin/seq_end so
@@ -50,6 +56,7 @@
 #include "cache_core.h"
 #include "cache_shared.h"
 #include "kvserver.h"
+#include "rmgr.h"
 
 static KvCacheShared *kv_cache = NULL;
 
@@ -79,6 +86,7 @@ kvcache_shmem_request(void)
 {
 	RequestAddinShmemSpace(shmem_size());
 	RequestNamedLWLockTranche("kvserver", KVCACHE_PARTITIONS);
+	kv_holds_shmem_request();
 }
 
 void
@@ -120,6 +128,7 @@ kvcache_shmem_startup(void)
 						 nblocks);
 		}
 	}
+	kv_holds_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -298,6 +307,10 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 	part = &kv_cache->parts[kvcache_partition_of(hash)];
 	core = core_of(part);
 
+	/* on a hot standby, a replayed writer may have ended (rmgr.c) */
+	if (pg_atomic_read_u32(&part->writers) != 0)
+		kv_holds_release();
+
 	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
 	do_apply_hit_ring(part, core);
 	if (pg_atomic_read_u32(&part->writers) == 0 &&
@@ -428,6 +441,74 @@ kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
 	pg_atomic_fetch_add_u64(&part->generation, 1);
 	pg_atomic_fetch_sub_u32(&part->writers, 1);
 	LWLockRelease(part_locks[partition]);
+}
+
+/*
+ * Hot standby (rmgr.c): the replay of a transaction's kvserver record, at
+ * its PRE_COMMIT on the primary and so before its commit record.  For each
+ * partition in 'partitions': remove the transaction's keys (every entry if
+ * the partition is in 'cleared'), move the generation, and hold the
+ * partition (writers++) until kvcache_release_partitions().  Until then no
+ * lookup there hits and no fill installs, so no entry of the partition can
+ * be older than a commit replayed meanwhile.
+ */
+void
+kvcache_hold_partitions(uint32 partitions, uint32 cleared,
+						const uint64 *hashes, int nhashes)
+{
+	int			i;
+	int			j;
+
+	if (!kvcache_available())
+		return;
+	for (i = 0; i < kv_cache->npartitions; i++)
+	{
+		KvCachePartition *part = &kv_cache->parts[i];
+
+		if ((partitions & (1u << i)) == 0)
+			continue;
+		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
+		seq_begin(part);
+		if (cleared & (1u << i))
+			kvc_clear(core_of(part));
+		else
+		{
+			for (j = 0; j < nhashes; j++)
+				if (kvcache_partition_of(hashes[j]) == i)
+					kvc_remove_hash(core_of(part), hashes[j]);
+		}
+		seq_end(part);
+		pg_atomic_fetch_add_u64(&part->generation, 1);
+		pg_atomic_fetch_add_u32(&part->writers, 1);
+		LWLockRelease(part_locks[i]);
+	}
+}
+
+/*
+ * The held transaction has ended (its commit or abort was replayed, or
+ * recovery is over).  Move the generation, so that a fill whose token was
+ * taken while it was in progress (whose read may predate its commit) is
+ * refused, and lift the hold.  Nothing needs removing: the keys went at
+ * hold time, and no fill could install while the partition was held.
+ */
+void
+kvcache_release_partitions(uint32 partitions)
+{
+	int			i;
+
+	if (!kvcache_available())
+		return;
+	for (i = 0; i < kv_cache->npartitions; i++)
+	{
+		KvCachePartition *part = &kv_cache->parts[i];
+
+		if ((partitions & (1u << i)) == 0)
+			continue;
+		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
+		pg_atomic_fetch_add_u64(&part->generation, 1);
+		pg_atomic_fetch_sub_u32(&part->writers, 1);
+		LWLockRelease(part_locks[i]);
+	}
 }
 
 /* kv_cache_reset(): empty the cache and zero its counters. */

@@ -66,6 +66,11 @@ extern void kvcache_writes_begin(int partition);
 extern void kvcache_writes_end(int partition, const uint64 *hashes,
 							   int nhashes, bool remove_all);
 
+/* Hot standby holds, for rmgr.c */
+extern void kvcache_hold_partitions(uint32 partitions, uint32 cleared,
+									const uint64 *hashes, int nhashes);
+extern void kvcache_release_partitions(uint32 partitions);
+
 extern void *kvcache_shared(void);
 extern void kvcache_unbind_table(Oid relid);
 extern void kvcache_reset(void);

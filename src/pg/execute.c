@@ -25,12 +25,15 @@
 
 #include <stdlib.h>
 
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "utils/timestamp.h"
 
 #include "cache.h"
 #include "execute.h"
 #include "kvserver.h"
 #include "metrics.h"
+#include "node_role.h"
 #include "request_queue.h"
 #include "store.h"
 
@@ -248,6 +251,29 @@ kv_exec_request(KvRequest *req, Oid relid)
 			break;
 		case KV_OP_HEALTH:
 			req->database = xstrndup(kvserver_database, strlen(kvserver_database));
+			req->standby = RecoveryInProgress();
+			req->replay_lsn = 0;
+			req->replay_lag_us = -1;
+			if (req->standby)
+			{
+				/* as pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp() */
+				TimestampTz last = GetLatestXTime();
+
+				req->replay_lsn = GetXLogReplayRecPtr(NULL);
+				if (last != 0)
+					req->replay_lag_us = Max(GetCurrentTimestamp() - last, 0);
+				kv_node_publish(true, req->replay_lsn, last);
+			}
+			else
+			{
+				/*
+				 * Publish it too (worker.c does so every turn of its loop):
+				 * a client told "primary" may write at once, without its
+				 * write being refused by a civetweb thread that has not
+				 * heard of a promotion yet.
+				 */
+				kv_node_publish(false, 0, 0);
+			}
 			req->status = 200;
 			break;
 		case KV_OP_AUTH:

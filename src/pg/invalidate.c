@@ -26,6 +26,11 @@
  * PREPARE TRANSACTION after writing kv_store is refused: the commit would
  * come later, maybe from another backend, and nobody would invalidate.
  *
+ * Hot standbys: triggers do not fire during replay, so at PRE_COMMIT the
+ * same hashes also go into one WAL record of kvserver's resource manager
+ * (rmgr.c), ahead of the commit record; a standby's replay of it does there
+ * what PRE_COMMIT and COMMIT do here.
+ *
  * IDENTIFICATION
  *	  src/pg/invalidate.c
  *
@@ -44,6 +49,7 @@
 
 #include "cache.h"
 #include "kvserver.h"
+#include "rmgr.h"
 
 /* Past this many keys in one transaction, invalidate everything instead. */
 #define MAX_PENDING_HASHES 65536
@@ -68,6 +74,7 @@ PG_FUNCTION_INFO_V1(kv_store_invalidate);
 void
 kv_invalidate_init(void)
 {
+	kv_rmgr_register();
 	RegisterXactCallback(kv_xact_callback, NULL);
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = kv_object_access;
@@ -187,7 +194,12 @@ kv_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			if (!wrote_store || !kvcache_available())
+			if (!wrote_store)
+				break;
+			/* for standbys, whether or not this node has a cache */
+			if (event == XACT_EVENT_PRE_COMMIT)
+				kv_wal_log_invalidation(pending_hashes, npending, pending_all);
+			if (!kvcache_available())
 				break;
 			for (i = 0; i < KVCACHE_PARTITIONS; i++)
 			{
@@ -221,7 +233,7 @@ kv_xact_callback(XactEvent event, void *arg)
 			}
 
 		case XACT_EVENT_PRE_PREPARE:
-			if (wrote_store && kvcache_available())
+			if (wrote_store && (kvcache_available() || kv_wal_logging()))
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has written kv_store"),

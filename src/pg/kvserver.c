@@ -47,6 +47,7 @@ int			kvserver_auth_max_failures = 10;
 int			kvserver_auth_failure_window_s = 60;
 char	   *kvserver_ssl_certificate = NULL;
 char	   *kvserver_ssl_key = NULL;
+char	   *kvserver_primary_url = NULL;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -59,6 +60,7 @@ static void kv_shmem_request(void);
 static void kv_shmem_startup(void);
 static void define_gucs(void);
 static void register_worker(void);
+static bool check_primary_url(char **newval, void **extra, GucSource source);
 
 void
 _PG_init(void)
@@ -221,7 +223,34 @@ define_gucs(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	/* Hot standbys (src/civet/node_role.c) */
+	DefineCustomStringVariable("kvserver.primary_url",
+							   "Where a hot standby redirects HTTP writes: the primary's kvserver base URL.",
+							   "Set: writes on a standby get 307 with Location: this URL followed by the request's path and query. Empty: they get 503.",
+							   &kvserver_primary_url,
+							   KV_DEFAULT_PRIMARY_URL,
+							   PGC_SIGHUP,
+							   0,
+							   check_primary_url, NULL, NULL);
+
 	MarkGUCPrefixReserved("kvserver");
+}
+
+/*
+ * kvserver.primary_url goes into Location headers: the rule is
+ * kv_primary_url_problem()'s (src/civet/kv_api.c).
+ */
+static bool
+check_primary_url(char **newval, void **extra, GucSource source)
+{
+	const char *problem = kv_primary_url_problem(*newval);
+
+	if (problem == NULL)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("The URL %s.", problem);
+	GUC_check_errhint("Set kvserver.primary_url to the primary's kvserver base URL, such as 'http://10.0.0.1:8080', or to '' to answer writes on a standby with 503.");
+	return false;
 }
 
 static void
@@ -248,7 +277,11 @@ register_worker(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/*
+	 * As soon as a hot standby accepts connections: there it serves reads,
+	 * and it goes on serving, writes too, after a promotion (worker.c).
+	 */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	/* after a crash or a failed start (port in use), try again soon */
 	worker.bgw_restart_time = 5;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kvserver");

@@ -33,6 +33,7 @@ extern int	kvserver_auth_max_failures;
 extern int	kvserver_auth_failure_window_s;
 extern char *kvserver_ssl_certificate;
 extern char *kvserver_ssl_key;
+extern char *kvserver_primary_url;
 
 /* worker.c */
 extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);

@@ -12,7 +12,17 @@
  * touches SPI, transactions and LWLocks.
  *
  * Expiry.  Every kvserver.expire_interval the loop deletes expired rows in
- * small batches; reads never return them in the meantime.
+ * small batches; reads never return them in the meantime.  Not on a hot
+ * standby: the primary deletes them, and replay brings the deletions.
+ *
+ * Hot standbys.  The worker starts as soon as a standby accepts read-only
+ * connections (BgWorkerStart_ConsistentState) and serves reads there.  At
+ * every turn of the loop, which waits at most KV_AUTH_TICK_MS, it asks
+ * RecoveryInProgress() and publishes the answer and the replay position to
+ * civetweb threads (node_role.c): they refuse writes on a standby
+ * themselves.  So a promotion is noticed within about a second, without a
+ * restart, and from then on writes go through (a transaction begun after
+ * the promotion is read-write).
  *
  * Shutdown.  SIGTERM uses the standard die() handler: the next
  * CHECK_FOR_INTERRUPTS exits with FATAL, even from inside a lock wait.
@@ -32,6 +42,8 @@
 #include <sys/resource.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -49,6 +61,7 @@
 #include "cache_fastpath.h"
 #include "http_server.h"
 #include "kvserver.h"
+#include "node_role.h"
 #include "request_queue.h"
 #include "store.h"
 #include "tls.h"
@@ -71,6 +84,7 @@ static void start_http(void);
 static void apply_settings(void);
 static void delete_expired(void);
 static long wait_timeout(void);
+static void publish_node_role(void);
 
 /*---- entry point ----*/
 
@@ -92,6 +106,9 @@ kvserver_worker_main(Datum main_arg)
 	kvfast_attach(kvcache_shared());
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
+	/* a standby refuses writes from its first request on */
+	publish_node_role();
+	kv_node_set_primary_url(kvserver_primary_url);
 	start_http();
 
 	BackgroundWorkerUnblockSignals();
@@ -131,17 +148,47 @@ kvserver_worker_main(Datum main_arg)
 			apply_settings();
 		}
 
+		publish_node_role();
 		kv_batch_serve_queue();
 		kv_auth_tick();
 
 		if (kvserver_expire_interval_s > 0 &&
 			GetCurrentTimestamp() >= next_expire)
 		{
-			delete_expired();
+			/* a standby cannot delete: replay brings the primary's deletions */
+			if (!RecoveryInProgress())
+				delete_expired();
 			next_expire = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  kvserver_expire_interval_s * 1000);
 		}
 	}
+}
+
+/*
+ * Tell civetweb threads whether this node is a hot standby and how far it
+ * has replayed (node_role.c); say so in the log when a promotion ends
+ * recovery under us.  RecoveryInProgress() reads shared memory only until
+ * it has once said false, then a local flag.
+ */
+static void
+publish_node_role(void)
+{
+	static bool published = false;
+	static bool was_standby = false;
+	bool		standby = RecoveryInProgress();
+
+	if (standby)
+		kv_node_publish(true, GetXLogReplayRecPtr(NULL), GetLatestXTime());
+	else
+		kv_node_publish(false, 0, 0);
+	if (published && was_standby && !standby)
+		ereport(LOG,
+				(errmsg("kvserver noticed that this node was promoted: HTTP writes are taken from now on")));
+	else if (!published && standby)
+		ereport(LOG,
+				(errmsg("kvserver is serving a hot standby: HTTP reads only, writes are refused until a promotion")));
+	published = true;
+	was_standby = standby;
 }
 
 /* Milliseconds until the next thing to do without being woken, or -1. */
@@ -306,6 +353,7 @@ apply_settings(void)
 					   kvserver_request_timeout_ms);
 	/* a new kvserver.anonymous_role or allow_superuser changes verdicts */
 	kv_auth_reload();
+	kv_node_set_primary_url(kvserver_primary_url);
 
 	/* a shorter kvserver.expire_interval takes effect now, not after the old one */
 	if (kvserver_expire_interval_s > 0)

@@ -171,6 +171,8 @@ async function main() {
   await waitText('#stat-fill', (t) => /\d%|off/.test(t), 'cache fill');
   check(await page.locator('#live.up').count() === 1, 'live indicator is not up');
   ok('requests/s, hit ratio, p99 and cache fill are shown');
+  await waitText('#role', (t) => t === 'primary', 'replication role');
+  ok('the replication role is shown: primary');
 
   // ~12 s of light, bounded traffic (sequential, loopback only) so the
   // charts have a shape; the screenshot is taken while it still runs
