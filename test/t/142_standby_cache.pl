@@ -25,12 +25,20 @@
 #    commits), and across a promotion.
 # 3. Concurrency: writers on the primary (a procedure rotating kv_put,
 #    UPDATE and ON CONFLICT, each commit followed by a log of
-#    pg_current_wal_insert_lsn(); and HTTP PUTs), a reader on the standby
-#    reading pg_last_wal_replay_lsn() then the counters: a value may never
+#    pg_current_wal_insert_lsn(); and HTTP PUTs), three readers on the
+#    standby (procedures reading pg_last_wal_replay_lsn() then the counters;
+#    and HTTP GETs when the standby's worker serves HTTP): a value may never
 #    go backwards nor be older than a write whose commit replay had passed.
-# 4. pg_walinspect describes the records (and pg_waldump lists them as
+#    (Several readers, because one's release of a hold can then fall between
+#    another's fill token and its fill: with the generation bump at release
+#    removed, this finds stale reads.)
+# 4. 700 replayed transactions with nobody reading (the startup process
+#    empties the full hold table), and again across a restart, where they
+#    are replayed before hot standby begins and overflow it (every
+#    partition held until they have all ended).
+# 5. pg_walinspect describes the records (and pg_waldump lists them as
 #    custom142); each record precedes its transaction's commit record.
-# 5. A standby without kvserver in shared_preload_libraries stops at the
+# 6. A standby without kvserver in shared_preload_libraries stops at the
 #    first kvserver record with "resource manager with ID 142 not
 #    registered", and goes on once kvserver is preloaded.
 
@@ -147,12 +155,16 @@ sub cache_on_standby
 	}
 	if ($standby_http)
 	{
+		my $r;
 		for (1 .. 2)
 		{
-			my $r = $skv->http('GET', key_path($key));
+			$r = $skv->http('GET', key_path($key));
 			my $v = $r->{status} == 404 ? '<absent>' : $r->{content};
 			is($v, $want, "$name: HTTP GET on the standby agrees");
+			$count{stale}++ if $v ne $want;
 		}
+		is(header($r, 'X-Cache'), 'HIT', "$name: and is a cache hit there too")
+		  if $got_hit && $want ne '<absent>';
 	}
 	return $got_hit;
 }
@@ -324,6 +336,20 @@ sub reads_bypass_cache
 		$ok &&= is($v, $want, "$name: reads '$want'");
 	}
 	is(hits($node), $before, "$name: no read was a cache hit (the partition is held)");
+	if ($standby_http && $node == $standby && $skv->wait_for_health(200, 30))
+	{
+		# the fast path too sees writers > 0 and hands the GET to the
+		# worker's main thread, whose lookup misses as well
+		for (1 .. 3)
+		{
+			my $r = $skv->http('GET', key_path($key));
+			my $v = $r->{status} == 404 ? '<absent>' : $r->{content};
+			$count{stale_checks}++;
+			$count{stale}++ if $v ne $want;
+			is($v, $want, "$name: HTTP GET reads '$want'");
+			is(header($r, 'X-Cache'), 'MISS', "$name: HTTP GET is not a cache hit");
+		}
+	}
 	return $ok;
 }
 
@@ -492,7 +518,7 @@ END $$;
 	my @sql_log = map { [ (split /\|/)[1, 0] ] } split /\n/,
 	  $primary->safe_psql('postgres', 'SELECT v, lsn FROM ctr_log ORDER BY v');
 	cmp_ok(scalar @sql_log, '>', 100, 'the primary wrote ctr ' . scalar(@sql_log) . ' times');
-	cmp_ok(scalar @http_log, '>', 10, 'and ctr_http ' . scalar(@http_log) . ' times over HTTP');
+	cmp_ok(scalar @http_log, '>', 0, 'and ctr_http ' . scalar(@http_log) . ' times over HTTP');
 
 	my ($nreads, $bad, $checked) = (0, 0, 0);
 	for my $n (1 .. $nreaders)
