@@ -205,12 +205,17 @@ sub set_primary_url
 	$standby->append_conf('postgresql.conf', "kvserver.primary_url = '$value'\n");
 	$standby->reload;
 	my $want = $value eq '' ? 503 : 307;
+	(my $location = $value) =~ s{/$}{};
+	$location .= '/kv/probe';
 	my $deadline = time() + 10;
 	my $status = 0;
 	while (time() < $deadline)
 	{
-		$status = $skv->http('PUT', '/kv/probe', 'x')->{status};
-		return 1 if $status == $want;
+		# the new URL, not just any redirect: the old one may still be in use
+		my $res = $skv->http('PUT', '/kv/probe', 'x');
+		$status = $res->{status};
+		return 1 if $status == $want &&
+		  ($want == 503 || (header($res, 'Location') // '') eq $location);
 		usleep(100_000);
 	}
 	diag("after setting kvserver.primary_url = '$value', PUT still answers $status");
