@@ -403,6 +403,37 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 		pg_atomic_fetch_add_u64(&kv_cache->fills_skipped, 1);
 }
 
+/*
+ * Remove from partition 'partition' the entries of these hashes (all of
+ * them if 'remove_all'), move its generation so that fills begun before
+ * are refused, and count a writer in ('hold') or out.  One mechanism for
+ * a commit on this node and for a replayed kvserver WAL record.  Caller
+ * holds the partition's LWLock exclusively.
+ */
+static void
+do_invalidate_partition(int partition, const uint64 *hashes, int nhashes,
+						bool remove_all, bool hold)
+{
+	KvCachePartition *part = &kv_cache->parts[partition];
+	int			i;
+
+	seq_begin(part);
+	if (remove_all)
+		kvc_clear(core_of(part));
+	else
+	{
+		for (i = 0; i < nhashes; i++)
+			if (kvcache_partition_of(hashes[i]) == partition)
+				kvc_remove_hash(core_of(part), hashes[i]);
+	}
+	seq_end(part);
+	pg_atomic_fetch_add_u64(&part->generation, 1);
+	if (hold)
+		pg_atomic_fetch_add_u32(&part->writers, 1);
+	else
+		pg_atomic_fetch_sub_u32(&part->writers, 1);
+}
+
 /* A committing transaction wrote keys of 'partition' (PRE_COMMIT). */
 void
 kvcache_writes_begin(int partition)
@@ -421,25 +452,10 @@ void
 kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
 				   bool remove_all)
 {
-	KvCachePartition *part;
-	int			i;
-
 	if (!kvcache_available())
 		return;
-	part = &kv_cache->parts[partition];
 	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
-	seq_begin(part);
-	if (remove_all)
-		kvc_clear(core_of(part));
-	else
-	{
-		for (i = 0; i < nhashes; i++)
-			if (kvcache_partition_of(hashes[i]) == partition)
-				kvc_remove_hash(core_of(part), hashes[i]);
-	}
-	seq_end(part);
-	pg_atomic_fetch_add_u64(&part->generation, 1);
-	pg_atomic_fetch_sub_u32(&part->writers, 1);
+	do_invalidate_partition(partition, hashes, nhashes, remove_all, false);
 	LWLockRelease(part_locks[partition]);
 }
 
@@ -457,29 +473,16 @@ kvcache_hold_partitions(uint32 partitions, uint32 cleared,
 						const uint64 *hashes, int nhashes)
 {
 	int			i;
-	int			j;
 
 	if (!kvcache_available())
 		return;
 	for (i = 0; i < kv_cache->npartitions; i++)
 	{
-		KvCachePartition *part = &kv_cache->parts[i];
-
 		if ((partitions & (1u << i)) == 0)
 			continue;
 		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
-		seq_begin(part);
-		if (cleared & (1u << i))
-			kvc_clear(core_of(part));
-		else
-		{
-			for (j = 0; j < nhashes; j++)
-				if (kvcache_partition_of(hashes[j]) == i)
-					kvc_remove_hash(core_of(part), hashes[j]);
-		}
-		seq_end(part);
-		pg_atomic_fetch_add_u64(&part->generation, 1);
-		pg_atomic_fetch_add_u32(&part->writers, 1);
+		do_invalidate_partition(i, hashes, nhashes,
+								(cleared & (1u << i)) != 0, true);
 		LWLockRelease(part_locks[i]);
 	}
 }
