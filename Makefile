@@ -44,13 +44,16 @@ PG_OBJS = \
 	src/pg/batch.o \
 	src/pg/cache.o \
 	src/pg/execute.o \
+	src/pg/executor.o \
 	src/pg/invalidate.o \
 	src/pg/kvserver.o \
+	src/pg/pool.o \
 	src/pg/rmgr.o \
 	src/pg/sql_api.o \
 	src/pg/tokens.o \
 	src/pg/store.o \
 	src/pg/tls.o \
+	src/pg/wire.o \
 	src/pg/worker.o
 
 OBJS = $(CIVET_OBJS) $(PG_OBJS)

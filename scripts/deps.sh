@@ -5,8 +5,9 @@
 #                           (what ./scripts/run-local.sh needs)
 #   scripts/deps.sh test    the above, plus the test suite's tools: kvcli's
 #                           libcurl, promtool, clang/libFuzzer, valgrind,
-#                           the TAP framework's IPC::Run, and the browser
-#                           test's Chromium and Node packages
+#                           the TAP framework's IPC::Run, pg_auto_failover
+#                           for the automatic failover test, and the
+#                           browser test's Chromium and Node packages
 #                           (what ./scripts/test.sh needs; the default)
 #
 # Idempotent: asks dpkg which packages are missing and does nothing (no
@@ -39,6 +40,8 @@ TEST_PACKAGES=(
 	valgrind                   # the memcheck pass (scripts/test.sh --valgrind)
 	binutils                   # nm, for the thread-boundary check
 	openssl                    # the openssl command: certificates for the TLS test
+	pg-auto-failover-cli       # pg_autoctl, for the automatic failover test (t/143)
+	postgresql-15-auto-failover # pg_auto_failover's monitor extension (t/143)
 )
 
 case $PURPOSE in

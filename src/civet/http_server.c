@@ -29,6 +29,7 @@
 
 #include <civetweb.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,16 @@
 #endif
 
 static struct mg_context *http_ctx;
+
+/*
+ * Requests inside handle_request() (not counting the drain of a refused
+ * body): kv_http_stop() lets them write their answers before mg_stop(),
+ * since civetweb stops writing once its stop flag is set.
+ */
+static atomic_int active_requests;
+
+/* How long kv_http_stop() lets those requests finish, at most. */
+#define STOP_GRACE_MS	1000
 
 /* Endpoints open to anyone: /health, and /metrics and / when configured. */
 static bool
@@ -120,6 +131,7 @@ handle_request(struct mg_connection *conn, void *cbdata)
 	int			status;
 
 	(void) cbdata;
+	atomic_fetch_add(&active_requests, 1);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	ctx.conn = conn;
 	ctx.ri = mg_get_request_info(conn);
@@ -135,6 +147,7 @@ handle_request(struct mg_connection *conn, void *cbdata)
 	kv_metrics_request(ctx.method, status,
 					   (int64_t) (end.tv_sec - start.tv_sec) * 1000000000 +
 					   (end.tv_nsec - start.tv_nsec));
+	atomic_fetch_sub(&active_requests, 1);
 	kv_linger_body(&ctx);		/* a refused body: drain it, bounded */
 	return status;
 }
@@ -298,6 +311,18 @@ kv_http_stop(void)
 {
 	if (http_ctx != NULL)
 	{
+		struct timespec pause = {0, 5 * 1000 * 1000};
+		int			waited;
+
+		/*
+		 * Every waiting thread has been answered (the queue is closed), but
+		 * may not have written its answer yet: give them a moment, bounded,
+		 * as a client still sending a body may keep its thread longer.
+		 */
+		for (waited = 0;
+			 atomic_load(&active_requests) > 0 && waited < STOP_GRACE_MS;
+			 waited += 5)
+			nanosleep(&pause, NULL);
 		mg_stop(http_ctx);
 		http_ctx = NULL;
 	}

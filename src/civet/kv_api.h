@@ -58,6 +58,7 @@ typedef enum KvError
 #define KV_DEFAULT_SSL_CERTIFICATE		""	/* plain HTTP */
 #define KV_DEFAULT_SSL_KEY				""	/* in the certificate file */
 #define KV_DEFAULT_PRIMARY_URL			""	/* standby writes get 503 */
+#define KV_DEFAULT_EXECUTORS			3	/* one for reads, two for writes */
 
 /*
  * Longest kvserver.primary_url, and longest Location a standby sends: the

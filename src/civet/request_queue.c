@@ -91,6 +91,7 @@ kvq_reply_clear(KvRequest *req)
 	req->database = NULL;
 	req->status = 0;
 	req->error = KV_ERR_NONE;
+	req->db_error = false;
 }
 
 void

@@ -112,8 +112,13 @@ typedef struct KvRequest
 								 * verification may be reused */
 	uint64_t	role_generation;	/* auth generation it was verified at */
 
+	bool		db_error;		/* the answer reports a database error */
+
 	/* when the waiting thread gives up: CLOCK_MONOTONIC, milliseconds */
 	int64_t		deadline_ms;
+
+	/* executor pool (src/pg/pool.c): where the worker keeps the request */
+	uint32_t	slot;
 
 	/* bookkeeping, under the queue mutex */
 	KvReqState	state;

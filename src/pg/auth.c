@@ -31,9 +31,13 @@
  * about a second.  A verdict is also never reused past KV_AUTH_REUSE_MS,
  * the role's VALID UNTIL or the token's expiry.
  *
- * State: the generation and the watched relations belong to the main
- * thread; the HTTP threads see the generation through an atomic store
- * (kv_http_set_auth_generation).
+ * State: the generation lives in shared memory (an atomic counter), since
+ * the executors (executor.c) verify identities and see catalog changes in
+ * their own processes: any process that sees a change bumps it, and a
+ * verdict is trusted only at the generation it was reached at.  The
+ * watched relations are per process.  The HTTP threads see the generation
+ * through an atomic store the worker's main thread makes
+ * (kv_http_set_auth_generation, at every turn of its loop).
  *
  * IDENTIFICATION
  *	  src/pg/auth.c
@@ -49,7 +53,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "storage/shmem.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -59,7 +65,8 @@
 #include "kvserver.h"
 #include "store.h"
 
-static uint64 auth_generation = 1;
+/* In shared memory; NULL where kvserver was not preloaded. */
+static pg_atomic_uint64 *shared_generation = NULL;
 static Oid	watched_store = InvalidOid;
 static Oid	watched_tokens = InvalidOid;
 
@@ -71,17 +78,49 @@ static Oid	watched_tokens = InvalidOid;
 static const char dummy_secret[] =
 "SCRAM-SHA-256$4096:H3kfcL1BuUJnIk5hSQlKEQ==$n1ZIogBe4GAEavs3dOeO7orZVQxSDDLWs3ITbQRYlh0=:JN3EfG4Uuybthpw5yX1dilIfx7QwJyF/a1qKQniLGfs=";
 
+Size
+kv_auth_shmem_size(void)
+{
+	return MAXALIGN(sizeof(pg_atomic_uint64));
+}
+
+/* shmem_startup_hook, with AddinShmemInitLock held. */
+void
+kv_auth_shmem_startup(void)
+{
+	bool		found;
+
+	shared_generation = ShmemInitStruct("kvserver auth generation",
+										kv_auth_shmem_size(), &found);
+	if (!found)
+		pg_atomic_init_u64(shared_generation, 1);
+}
+
+static uint64
+generation(void)
+{
+	return shared_generation ? pg_atomic_read_u64(shared_generation) : 1;
+}
+
+/* Every verdict reached so far is to be reached again. */
+static void
+bump_generation(void)
+{
+	if (shared_generation)
+		pg_atomic_fetch_add_u64(shared_generation, 1);
+}
+
 static void
 syscache_changed(Datum arg, int cacheid, uint32 hashvalue)
 {
-	auth_generation++;
+	bump_generation();
 }
 
 static void
 relcache_changed(Datum arg, Oid relid)
 {
 	if (!OidIsValid(relid) || relid == watched_store || relid == watched_tokens)
-		auth_generation++;
+		bump_generation();
 }
 
 /* Worker start: listen for the catalog changes that can alter a verdict. */
@@ -100,7 +139,7 @@ void
 kv_auth_bind(Oid store_relid, Oid token_relid)
 {
 	if (store_relid != watched_store || token_relid != watched_tokens)
-		auth_generation++;
+		bump_generation();
 	watched_store = store_relid;
 	watched_tokens = token_relid;
 }
@@ -113,14 +152,14 @@ kv_auth_publish(void)
 					 kvserver_public_metrics,
 					 kvserver_auth_max_failures,
 					 kvserver_auth_failure_window_s);
-	kv_http_set_auth_generation(auth_generation);
+	kv_http_set_auth_generation(generation());
 }
 
 /* After a configuration reload: every verdict is to be reached again. */
 void
 kv_auth_reload(void)
 {
-	auth_generation++;
+	bump_generation();
 	kv_auth_publish();
 }
 
@@ -137,7 +176,19 @@ kv_auth_tick(void)
 
 	if (TimestampDifferenceExceeds(last, now, KV_AUTH_TICK_MS))
 	{
+		Oid			nspid;
+
 		StartTransactionCommand();
+
+		/*
+		 * Watch the tables here too: with executors, this process may never
+		 * run a request itself, yet it is the one that must hear of a token
+		 * revoked or a GRANT changed while every request is a cache hit.
+		 */
+		nspid = store_namespace_of_extension();
+		if (OidIsValid(nspid))
+			kv_auth_bind(get_relname_relid("kv_store", nspid),
+						 kv_token_relid(nspid));
 		CommitTransactionCommand();
 		last = now;
 	}
@@ -153,7 +204,8 @@ fail(KvRequest *req, int status, KvError error, const char *message)
 
 /* Accept 'role' for 'req': until when, and whether hits are allowed. */
 static void
-accept_role(KvRequest *req, Oid role, Oid store_relid, TimestampTz until)
+accept_role(KvRequest *req, Oid role, Oid store_relid, TimestampTz until,
+			uint64 gen)
 {
 	long		ms = KV_AUTH_REUSE_MS;
 
@@ -161,11 +213,11 @@ accept_role(KvRequest *req, Oid role, Oid store_relid, TimestampTz until)
 		ms = Min(ms, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until));
 	req->role = role;
 	req->role_may_hit = kvcache_usable_by(store_relid, role);
-	req->role_generation = auth_generation;
+	req->role_generation = gen;
 	req->role_valid_ms = kvq_now_ms() + ms;
 	/* a retried request (lock wait) need not be verified again */
 	req->auth_role = role;
-	req->auth_generation = auth_generation;
+	req->auth_generation = req->role_generation;
 }
 
 /*
@@ -178,11 +230,11 @@ kv_auth_trusted(KvRequest *req, Oid store_relid)
 {
 	if (req->op == KV_OP_HEALTH)
 		return true;
-	if (req->auth_role == 0 || req->auth_generation != auth_generation)
+	if (req->auth_role == 0 || req->auth_generation != generation())
 		return false;
 	req->role = req->auth_role;
 	req->role_may_hit = kvcache_usable_by(store_relid, req->role);
-	req->role_generation = auth_generation;
+	req->role_generation = generation();
 	req->role_valid_ms = 0;		/* the HTTP thread's entry stands */
 	return true;
 }
@@ -280,6 +332,12 @@ kv_auth_verify(KvRequest *req, Oid store_relid)
 	TimestampTz until = 0;
 	Oid			role = InvalidOid;
 
+	/*
+	 * Read before the catalog is: a change another process announces while
+	 * we look makes this verdict stale at once instead of going unnoticed.
+	 */
+	uint64		gen = generation();
+
 	switch (req->auth_kind)
 	{
 		case KV_AUTH_ANONYMOUS:
@@ -324,5 +382,5 @@ kv_auth_verify(KvRequest *req, Oid store_relid)
 			 "permission denied: the role has no CONNECT privilege on the database");
 		return;
 	}
-	accept_role(req, role, store_relid, until);
+	accept_role(req, role, store_relid, until, gen);
 }

@@ -24,6 +24,8 @@
 /* The main thread reads catalog invalidations at least this often. */
 #define KV_AUTH_TICK_MS		1000
 
+extern Size kv_auth_shmem_size(void);
+extern void kv_auth_shmem_startup(void);
 extern void kv_auth_worker_init(void);
 extern void kv_auth_bind(Oid store_relid, Oid token_relid);
 extern void kv_auth_publish(void);

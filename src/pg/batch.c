@@ -64,14 +64,37 @@ static int	batch_len = 0;
 static KvRequest *deferred = NULL;
 static int	ndeferred = 0;
 
+/* kv_store_xact_begin() failed because kv_store was locked. */
+static bool begin_met_lock = false;
+
 static void process_batch(KvRequest *list);
+
+/*
+ * How a finished request is handed back: to its civetweb thread on the
+ * worker's main thread (kvq_complete), or to the worker over a message
+ * queue in an executor (executor.c).  The callee takes the request.
+ */
+static void (*reply_fn) (KvRequest *req) = kvq_complete;
+
+void
+kv_batch_set_replier(void (*fn) (KvRequest *req))
+{
+	reply_fn = fn;
+}
 
 /*---- answering ----*/
 
 static void
+fail_request(KvRequest *req, int status, KvError error, const char *message)
+{
+	kvq_set_error(req, status, error, message);
+	reply_fn(req);
+}
+
+static void
 answer(int i)
 {
-	kvq_complete(batch[i]);
+	reply_fn(batch[i]);
 	batch[i] = NULL;
 }
 
@@ -84,7 +107,7 @@ answer_batch_with(int status, KvError error, const char *message)
 	{
 		if (batch[i] != NULL)
 		{
-			kvq_fail(batch[i], status, error, message);
+			fail_request(batch[i], status, error, message);
 			batch[i] = NULL;
 		}
 	}
@@ -99,7 +122,7 @@ kv_batch_fail_all(const char *message)
 	{
 		KvRequest  *next = deferred->next;
 
-		kvq_fail(deferred, 503, KV_ERR_UNAVAILABLE, message);
+		fail_request(deferred, 503, KV_ERR_UNAVAILABLE, message);
 		deferred = next;
 	}
 	ndeferred = 0;
@@ -123,7 +146,7 @@ refuse_writes_in_recovery(void)
 	{
 		if (batch[i] != NULL && kv_exec_is_write(batch[i]))
 		{
-			kvq_fail(batch[i], 503, KV_ERR_READ_ONLY,
+			fail_request(batch[i], 503, KV_ERR_READ_ONLY,
 					 "this node is a hot standby and takes no writes: send them to the primary");
 			batch[i] = NULL;
 		}
@@ -169,8 +192,8 @@ past_deadline(int i)
 {
 	if (kvq_now_ms() < batch[i]->deadline_ms)
 		return false;
-	kvq_fail(batch[i], 503, KV_ERR_UNAVAILABLE,
-			 "request timed out waiting for the database");
+	fail_request(batch[i], 503, KV_ERR_UNAVAILABLE,
+				 "request timed out waiting for the database");
 	batch[i] = NULL;
 	return true;
 }
@@ -178,17 +201,19 @@ past_deadline(int i)
 /*---- the queue ----*/
 
 /*
- * Serve everything queued, with the deferred requests in front; those
- * are retried once per call, so a locked row costs one retry a round.
+ * Serve everything take() hands over (kvq_take_all on the worker's main
+ * thread, the received batch in an executor), with the deferred requests
+ * in front; those are retried once per call, so a locked row costs one
+ * retry a round.
  */
 void
-kv_batch_serve_queue(void)
+kv_batch_serve(KvRequest *(*take) (int max))
 {
 	bool		retried = false;
 
 	for (;;)
 	{
-		KvRequest  *list = kvq_take_all(MAX_BATCH - ndeferred);
+		KvRequest  *list = take(MAX_BATCH - ndeferred);
 
 		if (list == NULL && (deferred == NULL || retried))
 			break;
@@ -223,6 +248,7 @@ kv_store_xact_begin(char **why)
 	Oid			relid = InvalidOid;
 
 	*why = NULL;
+	begin_met_lock = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -252,6 +278,7 @@ kv_store_xact_begin(char **why)
 			edata = CopyErrorData();
 			FlushErrorState();
 			*why = psprintf("kvserver is not usable: %s", edata->message);
+			begin_met_lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 			relid = InvalidOid;
 		}
 		PG_END_TRY();
@@ -289,6 +316,21 @@ begin_batch_xact(void)
 
 	if (!OidIsValid(relid))
 	{
+		int			i;
+
+		/*
+		 * Preparing the statements met a lock on kv_store (LOCK TABLE, an
+		 * ALTER): like a request that meets one, retry while clients wait.
+		 */
+		for (i = 0; begin_met_lock && i < batch_len; i++)
+		{
+			if (batch[i] != NULL &&
+				kvq_now_ms() + KV_LOCK_WAIT_MS < batch[i]->deadline_ms)
+			{
+				batch_retry[i] = true;
+				finish(i);
+			}
+		}
 		answer_batch_with(503, KV_ERR_UNAVAILABLE, why);
 		pfree(why);
 	}
@@ -485,6 +527,43 @@ commit_confirmed(XLogRecPtr commit_end)
 }
 
 /*
+ * Write-through: have the commit put the batch's successful writes in the
+ * cache (invalidate.c, cache.c say when it may), in batch order, so that
+ * the next read of a key just written is a hit.  The requests outlive the
+ * commit: they are answered after it.
+ */
+static void
+stage_write_through(Oid relid)
+{
+	KvStagedWrite *w;
+	int			n = 0;
+	int			i;
+
+	if (!kvcache_bound_to(relid) || !kv_xact_wrote_store() ||
+		!store_is_plain(relid))
+		return;
+	w = MemoryContextAlloc(TopTransactionContext, sizeof(KvStagedWrite) * batch_len);
+	for (i = 0; i < batch_len; i++)
+	{
+		KvRequest  *req = batch[i];
+
+		if (req == NULL || !kv_exec_is_write(req) || batch_retry[i] ||
+			req->error != KV_ERR_NONE || req->status < 200 || req->status > 299)
+			continue;
+		w[n].key = req->key;
+		w[n].key_len = req->key_len;
+		w[n].deleted = (req->op == KV_OP_DELETE);
+		w[n].value = req->value;
+		w[n].value_len = req->value_len;
+		w[n].content_type = req->content_type;
+		w[n].version = req->version;
+		w[n].expires_at = req->expires_at;
+		n++;
+	}
+	kv_stage_writes(w, n);
+}
+
+/*
  * Writes in one transaction, one commit; then answer them.  False when
  * the transaction could not begin (the whole batch is answered then).
  */
@@ -504,6 +583,8 @@ run_writes(void)
 		if (batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i) &&
 			authenticate(i, relid))
 			run_isolated(i, relid);
+
+	stage_write_through(relid);
 
 	/* one commit for the whole batch; only then answer the writes */
 	oldcxt = CurrentMemoryContext;

@@ -4,7 +4,7 @@
  *	  Serve queued HTTP requests in batches, in transactions
  *	  (src/pg/batch.c).
  *
- * Worker main thread only.
+ * The worker's main thread, or an executor's (executor.c).
  *
  * IDENTIFICATION
  *	  src/pg/batch.h
@@ -13,6 +13,8 @@
  */
 #ifndef KVSERVER_BATCH_H
 #define KVSERVER_BATCH_H
+
+#include "request_queue.h"
 
 /*
  * A request blocked by a row or table lock gives up after KV_LOCK_WAIT_MS
@@ -23,7 +25,8 @@
 #define KV_LOCK_WAIT_MS	50
 #define KV_RETRY_MS		20
 
-extern void kv_batch_serve_queue(void);
+extern void kv_batch_serve(KvRequest *(*take) (int max));
+extern void kv_batch_set_replier(void (*fn) (KvRequest *req));
 extern bool kv_batch_has_deferred(void);
 extern void kv_batch_fail_all(const char *message);
 

@@ -434,28 +434,74 @@ do_invalidate_partition(int partition, const uint64 *hashes, int nhashes,
 		pg_atomic_fetch_sub_u32(&part->writers, 1);
 }
 
-/* A committing transaction wrote keys of 'partition' (PRE_COMMIT). */
-void
+/*
+ * A committing transaction wrote keys of 'partition' (PRE_COMMIT).  Returns
+ * the partition's generation from then on, for kvcache_writes_end().
+ */
+uint64
 kvcache_writes_begin(int partition)
 {
 	if (!kvcache_available())
-		return;
+		return 0;
 	pg_atomic_fetch_add_u32(&kv_cache->parts[partition].writers, 1);
+	pg_memory_barrier();
+	return pg_atomic_read_u64(&kv_cache->parts[partition].generation);
 }
 
 /*
  * That transaction's commit is over (or it aborted): drop its keys from
  * the partition (all of them if 'remove_all'), move the generation so that
  * fills begun before now are refused, and let lookups use it again.
+ *
+ * Then install the new state of the writes it staged (write-through), if
+ * nobody else committed in the partition since its PRE_COMMIT.  Why that
+ * is enough: this runs at XACT_EVENT_COMMIT, after the commit became
+ * visible and before the transaction's locks are released.  A writer of
+ * the same key that started earlier had to finish first (row lock).  One
+ * that starts later may skip the lock wait, since our transaction is no
+ * longer in progress; if it committed before this point, its own
+ * kvcache_writes_end() moved the generation past 'begin_generation' and
+ * nothing is installed; if it commits after, its kvcache_writes_end()
+ * removes what we install; while it is between its PRE_COMMIT and its
+ * commit, its writers mark makes every lookup of the partition miss.
  */
 void
 kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
-				   bool remove_all)
+				   bool remove_all, uint64 begin_generation,
+				   const KvStagedWrite *staged, int nstaged)
 {
+	KvCachePartition *part;
+	bool		install;
+	int			i;
+
 	if (!kvcache_available())
 		return;
+	part = &kv_cache->parts[partition];
 	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
+	install = nstaged > 0 && !remove_all &&
+		pg_atomic_read_u64(&part->generation) == begin_generation;
 	do_invalidate_partition(partition, hashes, nhashes, remove_all, false);
+	if (install)
+	{
+		seq_begin(part);
+		for (i = 0; i < nstaged; i++)
+		{
+			const KvStagedWrite *w = &staged[i];
+			uint64		hash = kvc_hash(w->key, w->key_len);
+			size_t		ct_len = w->content_type ? strlen(w->content_type) : 0;
+
+			if (kvcache_partition_of(hash) != partition)
+				continue;
+			/* in order: a later write of the same key replaces this one */
+			if (w->deleted ||
+				!kvc_fits(core_of(part), w->key_len, ct_len, w->value_len) ||
+				!kvc_insert(core_of(part), hash, w->key, w->key_len,
+							w->content_type, ct_len, w->value, w->value_len,
+							w->version, w->expires_at))
+				kvc_remove(core_of(part), hash, w->key, w->key_len);
+		}
+		seq_end(part);
+	}
 	LWLockRelease(part_locks[partition]);
 }
 

@@ -59,12 +59,31 @@ extern void kvcache_fill(Oid relid, const char *key, size_t key_len,
 						 const char *content_type, int64 version,
 						 TimestampTz expires_at);
 
+/*
+ * Write-through: a write the committing transaction made, whose new state
+ * the commit installs in the cache (invalidate.c, kv_stage_writes).  The
+ * pointers stay the caller's and must live until the commit is over.
+ */
+typedef struct KvStagedWrite
+{
+	const char *key;
+	size_t		key_len;
+	bool		deleted;		/* the key is gone: nothing to install */
+	const char *value;
+	size_t		value_len;
+	const char *content_type;	/* NULL: none */
+	int64		version;
+	TimestampTz expires_at;		/* 0: never */
+} KvStagedWrite;
+
 /* Coherence, for invalidate.c */
 extern uint64 kvcache_hash(const char *key, size_t key_len);
 extern int	kvcache_partition_of(uint64 hash);
-extern void kvcache_writes_begin(int partition);
+extern uint64 kvcache_writes_begin(int partition);
 extern void kvcache_writes_end(int partition, const uint64 *hashes,
-							   int nhashes, bool remove_all);
+							   int nhashes, bool remove_all,
+							   uint64 begin_generation,
+							   const KvStagedWrite *staged, int nstaged);
 
 /* Hot standby holds, for rmgr.c */
 extern void kvcache_hold_partitions(uint32 partitions, uint32 cleared,

@@ -289,6 +289,7 @@ kv_exec_db_error(KvRequest *req, ErrorData *edata)
 	char		msg[512];
 
 	kv_metrics_db_error();
+	req->db_error = true;
 	switch (edata->sqlerrcode)
 	{
 		case ERRCODE_LOCK_NOT_AVAILABLE:

@@ -60,6 +60,9 @@ static int	pending_cap = 0;
 static bool pending_all = false;
 static bool wrote_store = false;
 static bool writes_begun[KVCACHE_PARTITIONS];
+static uint64 begin_generation[KVCACHE_PARTITIONS];
+static const KvStagedWrite *staged = NULL;
+static int	nstaged = 0;
 static Oid	dropped_store = InvalidOid;
 
 static object_access_hook_type prev_object_access_hook = NULL;
@@ -183,6 +186,22 @@ forget_transaction(void)
 	wrote_store = false;
 	dropped_store = InvalidOid;
 	memset(writes_begun, 0, sizeof(writes_begun));
+	staged = NULL;
+	nstaged = 0;
+}
+
+/*
+ * Write-through: the commit of the current transaction is to install these
+ * writes' new state in the cache (see kvcache_writes_end for when it may).
+ * Only for writes whose new row the caller knows exactly: no trigger or
+ * rule of anyone else's may have changed it (store_is_plain).  The array
+ * must live until the transaction ends.
+ */
+void
+kv_stage_writes(const KvStagedWrite *writes, int n)
+{
+	staged = writes;
+	nstaged = n;
 }
 
 static void
@@ -205,7 +224,7 @@ kv_xact_callback(XactEvent event, void *arg)
 			{
 				if (!writes_begun[i] && partition_touched(i))
 				{
-					kvcache_writes_begin(i);
+					begin_generation[i] = kvcache_writes_begin(i);
 					writes_begun[i] = true;
 				}
 			}
@@ -224,7 +243,9 @@ kv_xact_callback(XactEvent event, void *arg)
 					if (writes_begun[i])
 						kvcache_writes_end(i, pending_hashes,
 										   committed ? npending : 0,
-										   committed && pending_all);
+										   committed && pending_all,
+										   begin_generation[i],
+										   staged, committed ? nstaged : 0);
 				}
 				if (committed && OidIsValid(dropped_store))
 					kvcache_unbind_table(dropped_store);

@@ -22,9 +22,11 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "auth.h"
 #include "cache.h"
 #include "kvserver.h"
 
@@ -48,6 +50,7 @@ int			kvserver_auth_failure_window_s = 60;
 char	   *kvserver_ssl_certificate = NULL;
 char	   *kvserver_ssl_key = NULL;
 char	   *kvserver_primary_url = NULL;
+int			kvserver_executors = KV_DEFAULT_EXECUTORS;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -118,6 +121,14 @@ define_gucs(void)
 							"Each open connection holds one thread.",
 							&kvserver_http_threads,
 							KV_DEFAULT_HTTP_THREADS, 2, 4096,
+							at_start,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.executors",
+							"Number of executor processes that run the HTTP requests' SQL.",
+							"One serves reads only, so a read never waits behind a commit; the others take writes too. 0 runs everything on the worker's main thread.",
+							&kvserver_executors,
+							KV_DEFAULT_EXECUTORS, 0, 32,
 							at_start,
 							0,
 							NULL, NULL, NULL);
@@ -259,6 +270,7 @@ kv_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	kvcache_shmem_request();
+	RequestAddinShmemSpace(kv_auth_shmem_size());
 }
 
 static void
@@ -267,6 +279,9 @@ kv_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	kvcache_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kv_auth_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
 }
 
 static void

@@ -34,12 +34,17 @@ extern int	kvserver_auth_failure_window_s;
 extern char *kvserver_ssl_certificate;
 extern char *kvserver_ssl_key;
 extern char *kvserver_primary_url;
+extern int	kvserver_executors;
 
 /* worker.c */
 extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);
+extern PGDLLEXPORT void kvserver_executor_main(Datum main_arg);
 
 /* invalidate.c */
 extern void kv_invalidate_init(void);
 extern bool kv_xact_wrote_store(void);
+
+struct KvStagedWrite;
+extern void kv_stage_writes(const struct KvStagedWrite *writes, int n);
 
 #endif							/* KVSERVER_H */

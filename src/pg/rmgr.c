@@ -165,6 +165,16 @@ kv_wal_log_invalidation(const uint64 *hashes, int nhashes, bool remove_all)
 	int			n = 0;
 	int			i;
 
+#ifdef KVSERVER_BENCH_NO_STANDBY_RECORDS
+	/*
+	 * BENCHMARK ONLY: never define this in a build anyone runs.  bench/run.sh
+	 * (workload "standby") builds a scratch variant with
+	 * -DKVSERVER_BENCH_NO_STANDBY_RECORDS to measure what this record costs
+	 * the primary; without the record, standbys' caches miss the primary's
+	 * writes and serve stale values.
+	 */
+	return;
+#endif
 	if (!kv_wal_logging())
 		return;
 	xlrec.xid = GetTopTransactionIdIfAny();

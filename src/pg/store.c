@@ -36,6 +36,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #include "store.h"
 
@@ -83,6 +84,35 @@ store_namespace_of_extension(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return nspid;
+}
+
+/*
+ * Does a write through our statements leave exactly the row it asked for?
+ * Not when someone added a trigger (which may change NEW or write again)
+ * or a rule to kv_store: only kvserver's own triggers (invalidation, and
+ * the version stamp of plain UPDATEs) may be there.  Write-through
+ * (batch.c) relies on it.
+ */
+bool
+store_is_plain(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	bool		plain;
+	int			i;
+
+	if (!RelationIsValid(rel))
+		return false;
+	plain = rel->rd_rules == NULL;
+	for (i = 0; plain && rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		char	   *fn = get_func_name(rel->trigdesc->triggers[i].tgfoid);
+
+		plain = fn != NULL &&
+			(strcmp(fn, "kv_store_invalidate") == 0 ||
+			 strcmp(fn, "kv_store_stamp") == 0);
+	}
+	RelationClose(rel);
+	return plain;
 }
 
 static SPIPlanPtr

@@ -46,6 +46,7 @@ typedef enum KvDeleteResult
 
 extern Oid	store_namespace_of_extension(void);
 extern Oid	store_prepare(Oid nspid);
+extern bool store_is_plain(Oid relid);
 extern void store_get(const char *key, size_t key_len, KvRow *row);
 
 typedef void (*KvRowCallback) (void *arg, const char *key, size_t key_len,

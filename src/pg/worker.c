@@ -62,6 +62,7 @@
 #include "http_server.h"
 #include "kvserver.h"
 #include "node_role.h"
+#include "pool.h"
 #include "request_queue.h"
 #include "store.h"
 #include "tls.h"
@@ -116,6 +117,7 @@ kvserver_worker_main(Datum main_arg)
 	pgstat_report_appname("kvserver");
 	kv_auth_worker_init();
 	apply_settings();
+	kv_pool_start();
 
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -149,7 +151,9 @@ kvserver_worker_main(Datum main_arg)
 		}
 
 		publish_node_role();
-		kv_batch_serve_queue();
+		/* the executors serve the queue; without any, this thread does */
+		if (!kv_pool_serve())
+			kv_batch_serve(kvq_take_all);
 		kv_auth_tick();
 
 		if (kvserver_expire_interval_s > 0 &&
@@ -232,6 +236,15 @@ delete_expired(void)
 		pgstat_report_activity(STATE_RUNNING, "kvserver: deleting expired keys");
 		PG_TRY();
 		{
+			/*
+			 * Nobody waits for this answer, and a deletion lost in a failover
+			 * is made again (expired keys are never returned meanwhile): do
+			 * not hold the main thread, which hands out every request, while
+			 * a synchronous standby confirms.
+			 */
+			(void) set_config_option("synchronous_commit", "local",
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
 			n = store_delete_expired(EXPIRE_BATCH);
 			kv_store_xact_end();
 		}
@@ -265,6 +278,7 @@ worker_shutdown(int code, Datum arg)
 	const char *msg = "kvserver is shutting down";
 
 	kvq_close(msg);
+	kv_pool_fail_all(msg);
 	kv_batch_fail_all(msg);
 	kv_http_stop();
 }
@@ -380,6 +394,7 @@ apply_settings(void)
 		ereport(LOG,
 				(errmsg("kvserver restarting its HTTP server for new kvserver.listen_addresses, kvserver.port or TLS settings or files")));
 		kvq_close("kvserver HTTP server is restarting");
+		kv_pool_fail_all("kvserver HTTP server is restarting");
 		kv_batch_fail_all("kvserver HTTP server is restarting");
 		kv_http_stop();
 		kvq_reopen();

@@ -110,8 +110,12 @@ subtest 'ETag changes on every overwrite and matches the version' => sub {
 	is($last, qq{"$version"}, 'ETag is the version column');
 };
 
-subtest 'X-Cache is MISS on the first GET and HIT on the second' => sub {
+subtest 'X-Cache: HIT after a PUT; after the cache is emptied, MISS then HIT' => sub {
 	is($kv->http('PUT', '/kv/cached', 'c')->{status}, 201, 'PUT 201');
+	my $after_put = $kv->http('GET', '/kv/cached');
+	is(header($after_put, 'X-Cache'), 'HIT', 'GET after the PUT: HIT (write-through)');
+	is($after_put->{content}, 'c', 'with the value');
+	$kv->node->safe_psql('postgres', 'SELECT kv_cache_reset()');
 	my $first = $kv->http('GET', '/kv/cached');
 	my $second = $kv->http('GET', '/kv/cached');
 	is($first->{status}, 200, 'first GET 200');
@@ -120,6 +124,7 @@ subtest 'X-Cache is MISS on the first GET and HIT on the second' => sub {
 	is(header($second, 'X-Cache'), 'HIT', 'second GET: X-Cache HIT');
 	is($second->{content}, 'c', 'hit returns the value');
 	is(header($second, 'ETag'), header($first, 'ETag'), 'same ETag on hit');
+	is(header($after_put, 'ETag'), header($first, 'ETag'), 'and on the write-through hit');
 };
 
 subtest 'HEAD answers the GET headers without a body' => sub {

@@ -88,6 +88,73 @@ sub make_standby
 	die "standby " . $standby->name . " never became synchronous\n";
 }
 
+# Read-your-writes across nodes: with the standby synchronous and
+# synchronous_commit = remote_apply, a GET on the standby sent right after
+# the primary's 2xx returns the new value, every time, whether the standby
+# had the old value cached or not, and whichever way the primary wrote.
+sub read_your_writes
+{
+	my ($kv, $skv) = @_;
+	my $node = $kv->node;
+	my $ua = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
+	my $rounds = 200;
+	my ($checked, @stale) = (0);
+	my $standby_get = sub {
+		my ($key) = @_;
+		my $r = $ua->request('GET', $skv->url("/kv/$key"));
+		return ($r->{status}, $r->{content}, $r->{headers}{'x-cache'} || '');
+	};
+	my $expect = sub {
+		my ($how, $key, $want) = @_;
+		my ($status, $body) = $standby_get->($key);
+		my $got = $status == 200 ? $body : "($status)";
+		$checked++;
+		push @stale, "$how $key: got $got, want $want" if $got ne $want;
+	};
+	my $hits_before = 0;
+	foreach my $i (1 .. $rounds)
+	{
+		my $key = "ryw-$i";
+		my $r = $ua->request('PUT', $kv->url("/kv/$key"), { content => "a$i" });
+		die "PUT $key: $r->{status}" unless $r->{status} =~ /^20[01]$/;
+		$expect->('HTTP PUT (new key)', $key, "a$i");
+		# three keys in four have their old value cached on the standby
+		if ($i % 4)
+		{
+			my (undef, undef, $cache) = $standby_get->($key);
+			$hits_before++ if $cache eq 'HIT';
+		}
+		# an overwrite over HTTP
+		$r = $ua->request('PUT', $kv->url("/kv/$key"), { content => "b$i" });
+		die "PUT $key: $r->{status}" unless $r->{status} == 200;
+		$expect->('HTTP PUT (overwrite)', $key, "b$i");
+		# the SQL paths: kv_put, then a plain UPDATE
+		$node->safe_psql('postgres', "SELECT kv_put('$key', 'c$i')");
+		$expect->('kv_put', $key, "c$i");
+		$node->safe_psql('postgres',
+			"UPDATE kv_store SET value = 'd$i' WHERE key = '$key'");
+		$expect->('UPDATE', $key, "d$i");
+		# and deletes
+		if ($i % 2)
+		{
+			$r = $ua->request('DELETE', $kv->url("/kv/$key"));
+			die "DELETE $key: $r->{status}" unless $r->{status} =~ /^20[04]$/;
+		}
+		else
+		{
+			$node->safe_psql('postgres', "DELETE FROM kv_store WHERE key = '$key'");
+		}
+		$expect->('DELETE', $key, '(404)');
+	}
+	is(scalar(@stale), 0,
+		"read-your-writes on the synchronous standby: $checked reads right after the primary's answer, none stale")
+	  or diag(join("\n", @stale[ 0 .. ($#stale > 20 ? 20 : $#stale) ]));
+	ok($hits_before > $rounds / 2,
+		"the standby served the old values from its cache before the writes ($hits_before hits)");
+	note "read-your-writes: $checked standby reads checked, " . scalar(@stale) . ' stale';
+	return;
+}
+
 subtest 'a write whose synchronous standby never confirmed is not acknowledged' => sub {
 	my $kv = $primary_kv;
 	my $skv = make_standby($kv);
@@ -97,6 +164,8 @@ subtest 'a write whose synchronous standby never confirmed is not acknowledged' 
 	is($skv->node->safe_psql('postgres',
 		"SELECT convert_from(value, 'UTF8') FROM kv_store WHERE key = 'confirmed'"),
 		'v1', 'and the standby has it');
+
+	read_your_writes($kv, $skv);
 
 	# stop the synchronous standby: the next commit waits for it forever
 	$skv->node->stop('immediate');
@@ -173,6 +242,30 @@ sub writer
 	POSIX::_exit(0);
 }
 
+# Reads the writers' logs of a cycle and the promoted node's keys: returns
+# the number of acknowledged writes and, per writer, the acknowledged keys
+# missing there (in the order they were written).
+sub count_lost
+{
+	my ($skv, $cycle) = @_;
+	my %present = map { $_ => 1 } split /\n/,
+	  $skv->node->safe_psql('postgres',
+		"SELECT key FROM kv_store WHERE key LIKE 'f$cycle-%'");
+	my ($n, %lost) = (0);
+	foreach my $w (1 .. $nwriters)
+	{
+		open(my $log, '<', "$dir/acked-$cycle-$w") or next;
+		while (my $seq = <$log>)
+		{
+			chomp $seq;
+			$n++;
+			push @{ $lost{$w} }, $seq unless $present{"f$cycle-$w-$seq"};
+		}
+		close($log);
+	}
+	return ($n, \%lost);
+}
+
 my $total_acked = 0;
 foreach my $cycle (1 .. 3)
 {
@@ -202,21 +295,11 @@ foreach my $cycle (1 .. 3)
 		close($fh);
 		waitpid($_, 0) foreach @pids;
 
-		my %present = map { $_ => 1 } split /\n/,
-		  $skv->node->safe_psql('postgres',
-			"SELECT key FROM kv_store WHERE key LIKE 'f$cycle-%'");
-		my ($n, @lost) = (0);
-		foreach my $w (1 .. $nwriters)
-		{
-			open(my $log, '<', "$dir/acked-$cycle-$w") or next;
-			while (my $seq = <$log>)
-			{
-				chomp $seq;
-				$n++;
-				push @lost, "f$cycle-$w-$seq" unless $present{"f$cycle-$w-$seq"};
-			}
-			close($log);
-		}
+		my ($n, $lost) = count_lost($skv, $cycle);
+		my @lost = map {
+			my $w = $_;
+			map { "f$cycle-$w-$_" } @{ $lost->{$w} }
+		} sort keys %$lost;
 		$total_acked += $n;
 		ok($n > 100, "$n acknowledged writes in this cycle");
 		is(scalar(@lost), 0, 'no acknowledged write was lost')
@@ -232,5 +315,70 @@ foreach my $cycle (1 .. 3)
 	};
 }
 note "acknowledged writes checked over 3 cycles: $total_acked";
+
+# The same with an asynchronous standby, to measure what a failover to it
+# loses: a commit is acknowledged once it is flushed locally, so the writes
+# the standby had not received yet are gone.  What survives is a prefix of
+# the primary's history: for each writer, a lost write is never followed by
+# a surviving later one.
+subtest 'failover to an asynchronous standby loses only the latest writes' => sub {
+	my $cycle = 'async';
+	my $kv = $primary_kv;
+	$kv->node->safe_psql('postgres',
+		"ALTER SYSTEM SET synchronous_commit = 'on'");
+	my $skv = make_standby($kv);
+	set_sync_names($kv->node, '');
+	my $deadline = time() + 30;
+	my $state = '';
+	while (time() < $deadline && $state ne 'async')
+	{
+		usleep(100_000);
+		$state = $kv->node->safe_psql('postgres',
+			"SELECT sync_state FROM pg_stat_replication WHERE application_name = '"
+			  . $skv->node->name . "'");
+	}
+	is($state, 'async', 'the standby is asynchronous');
+
+	my $stopfile = "$dir/stop-$cycle";
+	my @pids = map { writer($kv, $cycle, $_, $stopfile) } 1 .. $nwriters;
+	my $acked = 0;
+	$deadline = time() + 30;
+	while (time() < $deadline && $acked == 0)
+	{
+		usleep(100_000);
+		$acked = $kv->node->safe_psql('postgres',
+			"SELECT count(*) FROM kv_store WHERE key LIKE 'f$cycle-%'");
+	}
+	ok($acked > 0, 'the writers are writing');
+	usleep($load_seconds * 1_000_000);
+	$kv->node->kill9;
+	$skv->node->promote;
+	ok($skv->wait_for_health(200, 60), 'the promoted standby serves HTTP');
+	open(my $fh, '>', $stopfile) or die;
+	close($fh);
+	waitpid($_, 0) foreach @pids;
+
+	my ($n, $lost) = count_lost($skv, $cycle);
+	my %present = map { $_ => 1 } split /\n/,
+	  $skv->node->safe_psql('postgres',
+		"SELECT key FROM kv_store WHERE key LIKE 'f$cycle-%'");
+	my ($nlost, @holes) = (0);
+	foreach my $w (sort keys %$lost)
+	{
+		my @seqs = @{ $lost->{$w} };
+		$nlost += @seqs;
+		# a surviving write after the first lost one would be a hole
+		my $first = $seqs[0];
+		my $max = (sort { $b <=> $a } map { /-(\d+)$/ ? $1 : () }
+			  grep { /^f$cycle-$w-/ } keys %present)[0] || 0;
+		push @holes, "writer $w lost $first but kept $max" if $max > $first;
+	}
+	ok($n > 100, "$n acknowledged writes");
+	is(scalar(@holes), 0, 'what was lost is the tail of each writer\'s writes')
+	  or diag(join("\n", @holes));
+	note "asynchronous standby: $n acknowledged, $nlost lost on failover";
+	$primary_kv = $skv;
+	done_testing();
+};
 
 done_testing();
