@@ -61,8 +61,15 @@
 /* Requests one executor may hold, including those waiting for a lock. */
 #define SLOTS_PER_EXECUTOR	1024
 
-/* Not more often than this, restart an executor that exited. */
-#define RESTART_DELAY_MS	1000
+/*
+ * An executor that exited is started again after RESTART_DELAY_MS; one
+ * that exits again soon after its start waits twice as long each time, up
+ * to RESTART_DELAY_MAX_MS, so a failure at start (say, a dropped database)
+ * does not fill the log.
+ */
+#define RESTART_DELAY_MS		1000
+#define RESTART_DELAY_MAX_MS	30000
+#define SHORT_LIFE_MS			5000
 
 #define MAX_BATCH_TAKE		256
 
@@ -78,6 +85,8 @@ typedef struct Executor
 	BackgroundWorkerHandle *handle;
 	List	   *outbox;			/* StringInfo messages not sent yet */
 	TimestampTz started_at;
+	int			restart_delay_ms;
+	bool		warned;			/* no slot: said so once */
 	int			nused;
 	uint32		free_head;		/* free slots, chained through free_next */
 	uint32		free_next[SLOTS_PER_EXECUTOR];
@@ -159,13 +168,16 @@ start_executor(Executor *ex)
 		dsm_detach(ex->seg);
 		ex->seg = NULL;
 		MemoryContextSwitchTo(oldcxt);
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("kvserver could not start executor %d: no background worker slot is free",
-						ex->index),
-				 errhint("Raise max_worker_processes (it must leave room for kvserver.executors + 1 processes), or lower kvserver.executors.")));
+		if (!ex->warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("kvserver could not start executor %d: no background worker slot is free",
+							ex->index),
+					 errhint("Raise max_worker_processes (it must leave room for kvserver.executors + 1 processes), or lower kvserver.executors.")));
+		ex->warned = true;
 		return false;
 	}
+	ex->warned = false;
 	/* with the handle, a queue also reports an executor that never started */
 	ex->to = shm_mq_attach(to, ex->seg, ex->handle);
 	ex->from = shm_mq_attach(from, ex->seg, ex->handle);
@@ -217,6 +229,10 @@ lose_executor(Executor *ex, const char *message)
 	ex->running = false;
 	ex->busy = false;
 	ex->nused = 0;
+	if (TimestampDifferenceExceeds(ex->started_at, GetCurrentTimestamp(), SHORT_LIFE_MS))
+		ex->restart_delay_ms = RESTART_DELAY_MS;
+	else
+		ex->restart_delay_ms = Min(ex->restart_delay_ms * 2, RESTART_DELAY_MAX_MS);
 	if (held > 0)
 		ereport(WARNING,
 				(errmsg("kvserver executor %d exited; the %d requests it held were answered with 503",
@@ -242,6 +258,7 @@ kv_pool_start(void)
 		executors[i].index = i;
 		/* with one executor, it must take everything */
 		executors[i].reads_only = (i == 0 && nexecutors > 1);
+		executors[i].restart_delay_ms = RESTART_DELAY_MS;
 		(void) start_executor(&executors[i]);
 	}
 }
@@ -425,7 +442,7 @@ restart_exited(void)
 		Executor   *ex = &executors[i];
 
 		if (!ex->running &&
-			TimestampDifferenceExceeds(ex->started_at, now, RESTART_DELAY_MS))
+			TimestampDifferenceExceeds(ex->started_at, now, ex->restart_delay_ms))
 			(void) start_executor(ex);
 	}
 }
@@ -469,19 +486,6 @@ kv_pool_serve(void)
 	for (i = 0; i < nexecutors; i++)
 		flush_outbox(&executors[i]);
 	return true;
-}
-
-/* Anything a message queue could still deliver to us soon? */
-bool
-kv_pool_waiting(void)
-{
-	int			i;
-
-	for (i = 0; executors != NULL && i < nexecutors; i++)
-		if (executors[i].running && (executors[i].busy || executors[i].nused > 0 ||
-									 executors[i].outbox != NIL))
-			return true;
-	return npending > 0;
 }
 
 /* Shutdown or HTTP restart: answer every request the pool holds. */

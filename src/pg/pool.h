@@ -15,7 +15,6 @@
 
 extern void kv_pool_start(void);
 extern bool kv_pool_serve(void);
-extern bool kv_pool_waiting(void);
 extern void kv_pool_fail_all(const char *message);
 
 #endif							/* KVSERVER_POOL_H */
