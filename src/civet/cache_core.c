@@ -5,19 +5,38 @@
  *	  allocator, all inside one fixed region of memory.
  *
  * The region is shared memory in the server, so it holds no pointers, only
- * block indexes.  It is cut into KVC_BLOCK_SIZE blocks; an entry is a chain
- * of blocks linked through the next[] array, holding a KvcEntry header and
- * then the key, the content type and the value back to back.  Chains mean
- * any set of free blocks can hold any entry, so the allocator never
- * fragments: evicting one block's worth of entries always makes one block's
- * worth of room.  The price is up to one partly used block per entry and
- * four bytes of next[] per block.
+ * block indexes.  It is cut into KVC_BLOCK_SIZE (16-byte) blocks, and an
+ * entry is a 40-byte KvcEntry header followed by the key, the content type
+ * and the value back to back (cache_core.h has the layout).
  *
- * LRU: entries sit on a doubly linked list, most recently used at the head.
- * A hit moves the entry to the head; when an insert needs blocks and the
- * free list is short, entries are evicted from the tail until it fits.  An
- * entry bigger than max_entry_blocks (an eighth of the partition) is never
- * cached, so one value cannot flush a whole partition.
+ * Allocation.  An entry takes ceil(bytes / 16) contiguous blocks whenever a
+ * free run that long exists: then it costs its header and less than one
+ * block of tail, and needs no link at all.  Free runs are coalesced on
+ * free (a bitmap of used blocks finds the neighbours) and kept on lists by
+ * size class, so finding the shortest run that fits is a bit scan, and
+ * entries of one size reuse the holes their evictions leave.  When no run
+ * is long enough, the entry is split into extents, each starting with an
+ * 8-byte KvcExtent (length, next extent), taking the longest runs first.
+ * So any free blocks can hold any entry, and eviction never hunts for a
+ * contiguous hole; only split entries pay for links.  No free run is ever
+ * shorter than KVC_MIN_RUN blocks (header plus descriptor): an entry that
+ * would leave 1 or 2 blocks of a run takes them as spare blocks, so free
+ * space never crumbles into runs nothing can start in.
+ *
+ * Eviction.  Entries sit on a doubly linked LRU list, most recently used
+ * at the head; a hit moves an entry to the head.  An insert evicts from the
+ * tail, one entry at a time, until the entry can be placed, and not one
+ * more: until a run of its length exists (find_run), or the free runs hold
+ * it split (split_fits: free bytes >= its bytes + 8 per free run).  Both
+ * depend on the free runs only, not on the order of the lists, so the unit
+ * tests check them from the outside.  An entry needing more than
+ * max_entry_blocks (an eighth of the partition) is never cached, so one
+ * value cannot flush a whole partition.
+ *
+ * With values of mixed sizes evicting each other, the free runs an insert
+ * finds are the holes of random evicted entries, and entries get split
+ * more often; then an entry costs 8 bytes per extent more, and its
+ * eviction a walk over its extents.
  *
  * Locking: none here.  Every function expects the caller to hold the
  * partition's lock, exclusively for anything that changes it (and
@@ -38,26 +57,44 @@
 
 #define HEADER_BYTES	sizeof(KvcEntry)
 
+/* a free run can hold a header and descriptor; the header is 40 bytes */
+typedef char kvc_min_run_holds_header
+[(HEADER_BYTES + KVC_EXTENT_BYTES <= KVC_MIN_RUN * KVC_BLOCK_SIZE &&
+  HEADER_BYTES == 40) ? 1 : -1];
+
 static inline uint32_t *
 buckets_of(KvcPartition *p)
 {
 	return (uint32_t *) (p + 1);
 }
 
-static inline uint32_t *
-next_of(KvcPartition *p)
+static inline size_t
+used_words(uint32_t nblocks)
 {
-	return buckets_of(p) + p->nbuckets;
+	return ((size_t) nblocks + 63) / 64;
+}
+
+/* nbuckets is even and KvcPartition a multiple of 8 bytes: 8-aligned */
+static inline uint64_t *
+used_of(KvcPartition *p)
+{
+	return (uint64_t *) (buckets_of(p) + p->nbuckets);
 }
 
 static inline char *
 block(KvcPartition *p, uint32_t idx)
 {
-	char	   *base = (char *) (next_of(p) + p->nblocks);
+	char	   *base = (char *) (used_of(p) + used_words(p->nblocks));
 
 	/* blocks start on an 8-byte boundary so KvcEntry is aligned */
 	base = (char *) (((uintptr_t) base + 7) & ~(uintptr_t) 7);
 	return base + (size_t) idx * KVC_BLOCK_SIZE;
+}
+
+static inline KvcFreeRun *
+run_at(KvcPartition *p, uint32_t idx)
+{
+	return (KvcFreeRun *) block(p, idx);
 }
 
 static uint32_t
@@ -65,8 +102,11 @@ buckets_for(uint32_t nblocks)
 {
 	uint32_t	n = 16;
 
-	/* about one bucket per two blocks: most entries span two blocks */
-	while (n < nblocks / 2 && n < (UINT32_C(1) << 30))
+	/*
+	 * About one bucket per eight blocks (128 bytes): an entry of a short
+	 * key and value takes four or five blocks, so chains stay short.
+	 */
+	while (n < nblocks / 8 && n < (UINT32_C(1) << 30))
 		n <<= 1;
 	return n;
 }
@@ -76,7 +116,7 @@ kvc_partition_bytes(uint32_t nblocks)
 {
 	return sizeof(KvcPartition)
 		+ sizeof(uint32_t) * (size_t) buckets_for(nblocks)
-		+ sizeof(uint32_t) * (size_t) nblocks
+		+ sizeof(uint64_t) * used_words(nblocks)
 		+ 8
 		+ (size_t) KVC_BLOCK_SIZE * nblocks;
 }
@@ -134,37 +174,271 @@ bucket_of(KvcPartition *p, uint64_t hash)
 	return (uint32_t) hash & (p->nbuckets - 1);
 }
 
-/*
- * Copy 'len' bytes at logical offset 'off' of entry 'idx' into or out of
- * 'buf'.  Offsets count from the start of the header.
+/* ----------------------------------------------------------------
+ * Free runs
+ * ----------------------------------------------------------------
  */
-static void
-chain_copy(KvcPartition *p, uint32_t idx, size_t off, char *buf, size_t len,
-		   bool to_cache)
+
+static inline int
+lowest_bit(uint64_t x)			/* x != 0 */
 {
-	uint32_t   *next = next_of(p);
+#if defined(__GNUC__) || defined(__clang__)
+	return __builtin_ctzll(x);
+#else
+	int			n = 0;
 
-	while (off >= KVC_BLOCK_SIZE)
+	while ((x & 1) == 0)
 	{
-		idx = next[idx];
-		off -= KVC_BLOCK_SIZE;
+		x >>= 1;
+		n++;
 	}
-	while (len > 0)
-	{
-		size_t		n = KVC_BLOCK_SIZE - off;
+	return n;
+#endif
+}
 
-		if (n > len)
-			n = len;
-		if (to_cache)
-			memcpy(block(p, idx) + off, buf, n);
+static inline int
+highest_bit(uint64_t x)			/* x != 0 */
+{
+#if defined(__GNUC__) || defined(__clang__)
+	return 63 - __builtin_clzll(x);
+#else
+	int			n = 63;
+
+	while ((x >> 63) == 0)
+	{
+		x <<= 1;
+		n--;
+	}
+	return n;
+#endif
+}
+
+/* Runs of n < 64 blocks: class n; longer: one class per power of two. */
+uint32_t
+kvc_size_class(uint32_t nblocks)
+{
+	if (nblocks < KVC_EXACT_CLASSES)
+		return nblocks;
+	return KVC_EXACT_CLASSES + (uint32_t) highest_bit(nblocks) - 6;
+}
+
+/* The lowest non-empty class >= c, or KVC_NONE. */
+static uint32_t
+class_at_least(const KvcPartition *p, uint32_t c)
+{
+	while (c < KVC_CLASSES)
+	{
+		uint64_t	bits = p->class_mask[c / 64] & (~UINT64_C(0) << (c % 64));
+
+		if (bits != 0)
+			return (c / 64) * 64 + (uint32_t) lowest_bit(bits);
+		c = (c / 64 + 1) * 64;
+	}
+	return KVC_NONE;
+}
+
+/* The highest non-empty class, or KVC_NONE. */
+static uint32_t
+highest_class(const KvcPartition *p)
+{
+	if (p->class_mask[1] != 0)
+		return 64 + (uint32_t) highest_bit(p->class_mask[1]);
+	if (p->class_mask[0] != 0)
+		return (uint32_t) highest_bit(p->class_mask[0]);
+	return KVC_NONE;
+}
+
+static inline bool
+is_used(KvcPartition *p, uint32_t idx)
+{
+	return (used_of(p)[idx / 64] >> (idx % 64)) & 1;
+}
+
+static void
+mark_used(KvcPartition *p, uint32_t start, uint32_t n, bool used)
+{
+	uint64_t   *map = used_of(p);
+
+	while (n > 0)
+	{
+		uint32_t	bit = start % 64;
+		uint32_t	k = 64 - bit < n ? 64 - bit : n;
+		uint64_t	mask = (k == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << k) - 1)) << bit;
+
+		if (used)
+			map[start / 64] |= mask;
 		else
-			memcpy(buf, block(p, idx) + off, n);
-		buf += n;
-		len -= n;
-		off = 0;
-		if (len > 0)
-			idx = next[idx];
+			map[start / 64] &= ~mask;
+		start += k;
+		n -= k;
 	}
+}
+
+/* Put a free run on its class list; its blocks are already marked free. */
+static void
+link_run(KvcPartition *p, uint32_t start, uint32_t n)
+{
+	uint32_t	c = kvc_size_class(n);
+	KvcFreeRun *r = run_at(p, start);
+
+	r->nblocks = n;
+	r->prev = KVC_NONE;
+	r->next = p->free_heads[c];
+	r->start = start;
+	run_at(p, start + n - 1)->start = start;
+	if (r->next != KVC_NONE)
+		run_at(p, r->next)->prev = start;
+	p->free_heads[c] = start;
+	p->class_mask[c / 64] |= UINT64_C(1) << (c % 64);
+	p->nfree += n;
+	p->nruns++;
+}
+
+static void
+unlink_run(KvcPartition *p, uint32_t start)
+{
+	KvcFreeRun *r = run_at(p, start);
+	uint32_t	c = kvc_size_class(r->nblocks);
+
+	if (r->prev != KVC_NONE)
+		run_at(p, r->prev)->next = r->next;
+	else
+		p->free_heads[c] = r->next;
+	if (r->next != KVC_NONE)
+		run_at(p, r->next)->prev = r->prev;
+	if (p->free_heads[c] == KVC_NONE)
+		p->class_mask[c / 64] &= ~(UINT64_C(1) << (c % 64));
+	p->nfree -= r->nblocks;
+	p->nruns--;
+}
+
+/*
+ * Free blocks [start, start + n), merging them with free neighbours.
+ * Returns the start of the resulting run; *merged gets its length.
+ */
+static uint32_t
+free_range(KvcPartition *p, uint32_t start, uint32_t n, uint32_t *merged)
+{
+	uint32_t	end = start + n;
+
+	mark_used(p, start, n, false);
+	if (start > 0 && !is_used(p, start - 1))
+	{
+		uint32_t	left = run_at(p, start - 1)->start;
+
+		n += run_at(p, left)->nblocks;
+		unlink_run(p, left);
+		start = left;
+	}
+	if (end < p->nblocks && !is_used(p, end))
+	{
+		n += run_at(p, end)->nblocks;
+		unlink_run(p, end);
+	}
+	link_run(p, start, n);
+	*merged = n;
+	return start;
+}
+
+/*
+ * Take the first n blocks of free run 'start' (at least n long), or all of
+ * it if fewer than KVC_MIN_RUN would be left.  Returns the blocks taken.
+ */
+static uint32_t
+take_blocks(KvcPartition *p, uint32_t start, uint32_t n)
+{
+	uint32_t	len = run_at(p, start)->nblocks;
+
+	if (len - n < KVC_MIN_RUN)
+		n = len;
+	unlink_run(p, start);
+	if (len > n)
+		link_run(p, start + n, len - n);
+	mark_used(p, start, n, true);
+	return n;
+}
+
+/* A free run of at least n blocks, or KVC_NONE.  Exact: never misses one. */
+static uint32_t
+find_run(KvcPartition *p, uint32_t n)
+{
+	uint32_t	c = kvc_size_class(n);
+	uint32_t	higher;
+	uint32_t	idx;
+	uint32_t	scanned = 0;
+
+	if (c < KVC_EXACT_CLASSES)
+	{
+		/* every run of class >= c is long enough: take the best fit */
+		c = class_at_least(p, c);
+		return c == KVC_NONE ? KVC_NONE : p->free_heads[c];
+	}
+
+	/*
+	 * Class c holds runs of [2^k, 2^(k+1)) blocks: look there for a fit,
+	 * all of it if no higher class has one for sure.
+	 */
+	higher = class_at_least(p, c + 1);
+	for (idx = p->free_heads[c]; idx != KVC_NONE; idx = run_at(p, idx)->next)
+	{
+		if (run_at(p, idx)->nblocks >= n)
+			return idx;
+		if (higher != KVC_NONE && ++scanned >= 8)
+			break;
+	}
+	return higher == KVC_NONE ? KVC_NONE : p->free_heads[higher];
+}
+
+/*
+ * Can the free runs hold an entry of 'bytes' split into extents?  Taking
+ * all of them, each holds its blocks' bytes less a descriptor; every run
+ * is at least KVC_MIN_RUN long, enough for the first extent's header and
+ * descriptor.
+ */
+static bool
+split_fits(KvcPartition *p, size_t bytes)
+{
+	return p->nruns > 0 &&
+		(uint64_t) p->nfree * KVC_BLOCK_SIZE >=
+		(uint64_t) bytes + (uint64_t) p->nruns * KVC_EXTENT_BYTES;
+}
+
+/* The longest free run; there must be one. */
+static uint32_t
+longest_run(KvcPartition *p)
+{
+	uint32_t	c = highest_class(p);
+	uint32_t	best;
+	uint32_t	idx;
+
+	if (c == KVC_NONE)
+		return KVC_NONE;
+	best = p->free_heads[c];
+	if (c < KVC_EXACT_CLASSES)
+		return best;
+	/* a class of mixed lengths: scan it */
+	for (idx = run_at(p, best)->next; idx != KVC_NONE; idx = run_at(p, idx)->next)
+		if (run_at(p, idx)->nblocks > run_at(p, best)->nblocks)
+			best = idx;
+	return best;
+}
+
+/* ----------------------------------------------------------------
+ * Entries
+ * ----------------------------------------------------------------
+ */
+
+/* Bytes of an entry stored contiguously: header and payload. */
+size_t
+kvc_entry_bytes(size_t key_len, size_t ct_len, size_t value_len)
+{
+	return HEADER_BYTES + key_len + ct_len + value_len;
+}
+
+static inline uint32_t
+blocks_for(size_t bytes)
+{
+	return (uint32_t) ((bytes + KVC_BLOCK_SIZE - 1) / KVC_BLOCK_SIZE);
 }
 
 const KvcEntry *
@@ -173,35 +447,139 @@ kvc_entry(KvcPartition *p, uint32_t idx)
 	return (const KvcEntry *) block(p, idx);
 }
 
+typedef enum
+{
+	WALK_READ,					/* block -> out */
+	WALK_WRITE,					/* in -> block */
+	WALK_COMPARE				/* block == in? */
+} WalkMode;
+
+static inline bool
+walk_span(char *at, char *out, const char *in, size_t n, WalkMode mode)
+{
+	switch (mode)
+	{
+		case WALK_READ:
+			memcpy(out, at, n);
+			return true;
+		case WALK_WRITE:
+			memcpy(at, in, n);
+			return true;
+		case WALK_COMPARE:
+			return memcmp(at, in, n) == 0;
+	}
+	return false;
+}
+
+/*
+ * Read, write or compare 'len' payload bytes at offset 'off' of entry
+ * 'idx'; offsets count from the start of the header, so the key is at
+ * HEADER_BYTES.  Returns false if the bytes differ (WALK_COMPARE) or the
+ * entry is not well formed.
+ *
+ * This one walk serves the locked functions and the lock-free readers
+ * alike, so it trusts nothing it reads: cache_fastpath.c calls it without
+ * the lock, while a writer may be changing the partition, and throws the
+ * result away if the partition's sequence counter moved.  Until then it
+ * may see torn headers and half-written descriptors, so every block index
+ * and extent length is checked against nblocks before it is used, the
+ * range against the largest entry, and every extent but the first carries
+ * at least 8 payload bytes, so the walk ends within max_entry_bytes / 8
+ * extents: garbage in, garbage out, but never an access outside the
+ * partition and never an endless loop.  nblocks, nbuckets and
+ * max_entry_blocks never change after kvc_init, so they are safe to read.
+ */
+static bool
+walk(KvcPartition *p, uint32_t idx, size_t off, char *out, const char *in,
+	 size_t len, WalkMode mode)
+{
+	uint32_t	nblocks = p->nblocks;
+	KvcEntry	h;
+	KvcExtent	d;
+	uint32_t	ext = idx;
+	size_t		data_at;		/* payload's offset in this extent */
+	size_t		base;			/* logical offset of that payload byte */
+	uint64_t	steps = 0;
+
+	if (idx >= nblocks || nblocks - idx < KVC_HEADER_BLOCKS ||
+		off < HEADER_BYTES || len > kvc_max_entry_bytes(p) ||
+		off > kvc_max_entry_bytes(p) - len)
+		return false;
+	if (len == 0)
+		return true;
+	memcpy(&h, block(p, idx), sizeof(h));
+	if (!h.split)
+	{
+		if ((size_t) (nblocks - idx) * KVC_BLOCK_SIZE < off + len)
+			return false;
+		return walk_span(block(p, idx) + off, out, in, len, mode);
+	}
+
+	memcpy(&d, block(p, idx) + HEADER_BYTES, sizeof(d));
+	if (d.nblocks < KVC_MIN_RUN)
+		return false;
+	data_at = HEADER_BYTES + KVC_EXTENT_BYTES;
+	base = HEADER_BYTES;
+	for (;;)
+	{
+		size_t		avail;
+
+		if (d.nblocks == 0 || d.nblocks > nblocks - ext)
+			return false;
+		avail = (size_t) d.nblocks * KVC_BLOCK_SIZE - data_at;
+		if (off < base + avail)
+		{
+			size_t		n = base + avail - off;
+
+			if (n > len)
+				n = len;
+			if (!walk_span(block(p, ext) + data_at + (off - base), out, in,
+						   n, mode))
+				return false;
+			if (out)
+				out += n;
+			if (in)
+				in += n;
+			off += n;
+			len -= n;
+			if (len == 0)
+				return true;
+		}
+		base += avail;
+		ext = d.next;
+		if (ext >= nblocks || ++steps > 2 * (uint64_t) p->max_entry_blocks + 1)
+			return false;
+		memcpy(&d, block(p, ext), sizeof(d));
+		data_at = KVC_EXTENT_BYTES;
+	}
+}
+
+/* Blocks entry 'idx' takes. */
+uint32_t
+kvc_entry_blocks(KvcPartition *p, uint32_t idx)
+{
+	const KvcEntry *e = kvc_entry(p, idx);
+	KvcExtent	d;
+	uint32_t	n = 0;
+
+	if (!e->split)
+		return blocks_for(kvc_entry_bytes(e->key_len, e->ct_len, e->value_len)) +
+			e->spare;
+	memcpy(&d, block(p, idx) + HEADER_BYTES, sizeof(d));
+	for (;;)
+	{
+		n += d.nblocks;
+		if (d.next == KVC_NONE)
+			return n;
+		memcpy(&d, block(p, d.next), sizeof(d));
+	}
+}
+
 static bool
 key_equals(KvcPartition *p, uint32_t idx, const char *key, size_t key_len)
 {
-	const KvcEntry *e = kvc_entry(p, idx);
-	size_t		off = HEADER_BYTES;
-	uint32_t   *next = next_of(p);
-
-	if (e->key_len != key_len)
-		return false;
-	/* compare block by block without copying */
-	while (key_len > 0)
-	{
-		size_t		n;
-
-		while (off >= KVC_BLOCK_SIZE)
-		{
-			idx = next[idx];
-			off -= KVC_BLOCK_SIZE;
-		}
-		n = KVC_BLOCK_SIZE - off;
-		if (n > key_len)
-			n = key_len;
-		if (memcmp(block(p, idx) + off, key, n) != 0)
-			return false;
-		key += n;
-		key_len -= n;
-		off += n;
-	}
-	return true;
+	return kvc_entry(p, idx)->key_len == key_len &&
+		walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_COMPARE);
 }
 
 uint32_t
@@ -213,7 +591,7 @@ kvc_lookup(KvcPartition *p, uint64_t hash, const char *key, size_t key_len)
 	{
 		const KvcEntry *e = kvc_entry(p, idx);
 
-		if (e->hash == hash && key_equals(p, idx, key, key_len))
+		if (e->hash_lo == (uint32_t) hash && key_equals(p, idx, key, key_len))
 			return idx;
 		idx = e->hash_next;
 	}
@@ -225,7 +603,7 @@ kvc_read_content_type(KvcPartition *p, uint32_t idx, char *dst)
 {
 	const KvcEntry *e = kvc_entry(p, idx);
 
-	chain_copy(p, idx, HEADER_BYTES + e->key_len, dst, e->ct_len, false);
+	walk(p, idx, HEADER_BYTES + e->key_len, dst, NULL, e->ct_len, WALK_READ);
 }
 
 void
@@ -233,21 +611,27 @@ kvc_read_value(KvcPartition *p, uint32_t idx, char *dst)
 {
 	const KvcEntry *e = kvc_entry(p, idx);
 
-	chain_copy(p, idx, HEADER_BYTES + e->key_len + e->ct_len, dst,
-			   e->value_len, false);
+	walk(p, idx, HEADER_BYTES + e->key_len + e->ct_len, dst, NULL,
+		 e->value_len, WALK_READ);
+}
+
+static inline KvcEntry *
+entry_mut(KvcPartition *p, uint32_t idx)
+{
+	return (KvcEntry *) block(p, idx);
 }
 
 static void
 lru_unlink(KvcPartition *p, uint32_t idx)
 {
-	KvcEntry   *e = (KvcEntry *) block(p, idx);
+	KvcEntry   *e = entry_mut(p, idx);
 
 	if (e->lru_prev != KVC_NONE)
-		((KvcEntry *) block(p, e->lru_prev))->lru_next = e->lru_next;
+		entry_mut(p, e->lru_prev)->lru_next = e->lru_next;
 	else
 		p->lru_head = e->lru_next;
 	if (e->lru_next != KVC_NONE)
-		((KvcEntry *) block(p, e->lru_next))->lru_prev = e->lru_prev;
+		entry_mut(p, e->lru_next)->lru_prev = e->lru_prev;
 	else
 		p->lru_tail = e->lru_prev;
 	e->lru_prev = e->lru_next = KVC_NONE;
@@ -256,12 +640,12 @@ lru_unlink(KvcPartition *p, uint32_t idx)
 static void
 lru_push_head(KvcPartition *p, uint32_t idx)
 {
-	KvcEntry   *e = (KvcEntry *) block(p, idx);
+	KvcEntry   *e = entry_mut(p, idx);
 
 	e->lru_prev = KVC_NONE;
 	e->lru_next = p->lru_head;
 	if (p->lru_head != KVC_NONE)
-		((KvcEntry *) block(p, p->lru_head))->lru_prev = idx;
+		entry_mut(p, p->lru_head)->lru_prev = idx;
 	p->lru_head = idx;
 	if (p->lru_tail == KVC_NONE)
 		p->lru_tail = idx;
@@ -276,7 +660,10 @@ kvc_touch(KvcPartition *p, uint32_t idx)
 	lru_push_head(p, idx);
 }
 
-/* Touch every entry whose key hashes to 'hash'. */
+/*
+ * Touch every entry whose key hashes to 'hash' (compared on the low 32
+ * bits the header keeps: at worst an unrelated entry is touched too).
+ */
 void
 kvc_touch_hash(KvcPartition *p, uint64_t hash)
 {
@@ -286,54 +673,119 @@ kvc_touch_hash(KvcPartition *p, uint64_t hash)
 	{
 		const KvcEntry *e = kvc_entry(p, idx);
 
-		if (e->hash == hash)
+		if (e->hash_lo == (uint32_t) hash)
 			kvc_touch(p, idx);
 		idx = e->hash_next;
 	}
 }
 
-/* Unlink an entry from its bucket and the LRU, and free its blocks. */
-static void
-remove_entry(KvcPartition *p, uint32_t idx)
+/*
+ * Unlink an entry from its bucket and the LRU, and free its blocks.
+ * Returns the start of a free run of at least 'want' blocks that freeing
+ * them made, or KVC_NONE.
+ */
+static uint32_t
+remove_entry(KvcPartition *p, uint32_t idx, uint32_t want)
 {
-	KvcEntry   *e = (KvcEntry *) block(p, idx);
-	uint32_t   *slot = &buckets_of(p)[bucket_of(p, e->hash)];
-	uint32_t   *next = next_of(p);
-	uint32_t	last;
-	uint32_t	i;
+	KvcEntry	e;
+	uint32_t   *slot;
+	uint32_t	found = KVC_NONE;
+	uint32_t	run;
+	uint32_t	len;
 
+	memcpy(&e, block(p, idx), sizeof(e));
+	slot = &buckets_of(p)[e.hash_lo & (p->nbuckets - 1)];
 	while (*slot != idx)
-		slot = &((KvcEntry *) block(p, *slot))->hash_next;
-	*slot = e->hash_next;
+		slot = &entry_mut(p, *slot)->hash_next;
+	*slot = e.hash_next;
 	lru_unlink(p, idx);
 
 	p->entries--;
-	p->payload_bytes -= (uint64_t) e->key_len + e->ct_len + e->value_len;
+	p->payload_bytes -= (uint64_t) e.key_len + e.ct_len + e.value_len;
 
-	/* splice the whole chain onto the free list */
-	last = idx;
-	for (i = 1; i < e->nblocks; i++)
-		last = next[last];
-	next[last] = p->free_head;
-	p->free_head = idx;
-	p->nfree += e->nblocks;
-}
+	if (!e.split)
+	{
+		run = free_range(p, idx,
+						 blocks_for(kvc_entry_bytes(e.key_len, e.ct_len,
+													e.value_len)) + e.spare,
+						 &len);
+		return len >= want ? run : KVC_NONE;
+	}
+	else
+	{
+		KvcExtent	d;
+		uint32_t	ext = idx;
 
-static uint32_t
-blocks_needed(size_t key_len, size_t ct_len, size_t value_len)
-{
-	size_t		bytes = HEADER_BYTES + key_len + ct_len + value_len;
+		/*
+		 * Read each descriptor before freeing its extent (a free run's
+		 * bookkeeping overwrites it).  A run found early may grow by a later
+		 * merge: the merged run is then at least as long, and replaces it.
+		 */
+		memcpy(&d, block(p, idx) + HEADER_BYTES, sizeof(d));
+		for (;;)
+		{
+			uint32_t	next = d.next;
 
-	return (uint32_t) ((bytes + KVC_BLOCK_SIZE - 1) / KVC_BLOCK_SIZE);
+			run = free_range(p, ext, d.nblocks, &len);
+			if (len >= want)
+				found = run;
+			if (next == KVC_NONE)
+				break;
+			ext = next;
+			memcpy(&d, block(p, ext), sizeof(d));
+		}
+		return found;
+	}
 }
 
 bool
 kvc_fits(KvcPartition *p, size_t key_len, size_t ct_len, size_t value_len)
 {
-	if (key_len > UINT32_MAX / 4 || ct_len > UINT32_MAX / 4 ||
-		value_len > UINT32_MAX / 4)
+	if (key_len > KVC_MAX_KEY_LEN || ct_len > KVC_MAX_CT_LEN ||
+		value_len > KVC_MAX_VALUE_LEN)
 		return false;
-	return blocks_needed(key_len, ct_len, value_len) <= p->max_entry_blocks;
+	return blocks_for(kvc_entry_bytes(key_len, ct_len, value_len)) <=
+		p->max_entry_blocks;
+}
+
+/*
+ * Take free runs, largest first, for an entry of 'bytes' split into
+ * extents (split_fits() said they hold it); write their descriptors.
+ * Returns the first block.
+ */
+static uint32_t
+take_extents(KvcPartition *p, size_t bytes)
+{
+	uint32_t	first = KVC_NONE;
+	KvcExtent  *prev = NULL;
+	size_t		remaining = bytes;
+
+	while (remaining > 0)
+	{
+		uint32_t	start = longest_run(p);
+		uint32_t	len = run_at(p, start)->nblocks;
+		uint32_t	n = blocks_for(remaining + KVC_EXTENT_BYTES);
+		size_t		room;
+		KvcExtent  *d;
+
+		if (n < KVC_MIN_RUN)
+			n = KVC_MIN_RUN;
+		if (n > len)
+			n = len;
+		n = take_blocks(p, start, n);
+		d = (KvcExtent *) (block(p, start) +
+						   (first == KVC_NONE ? HEADER_BYTES : 0));
+		d->nblocks = n;
+		d->next = KVC_NONE;
+		if (prev != NULL)
+			prev->next = start;
+		else
+			first = start;
+		prev = d;
+		room = (size_t) n * KVC_BLOCK_SIZE - KVC_EXTENT_BYTES;
+		remaining -= room < remaining ? room : remaining;
+	}
+	return first;
 }
 
 /*
@@ -348,50 +800,61 @@ kvc_insert(KvcPartition *p, uint64_t hash,
 		   const char *value, size_t value_len,
 		   int64_t version, int64_t expires_at)
 {
-	uint32_t   *next = next_of(p);
+	size_t		bytes;
 	uint32_t	need;
+	uint32_t	run;
 	uint32_t	idx;
 	uint32_t	old;
-	uint32_t	i;
 	KvcEntry	hdr;
 
 	old = kvc_lookup(p, hash, key, key_len);
 	if (old != KVC_NONE)
-		remove_entry(p, old);
+		remove_entry(p, old, UINT32_MAX);
 	if (!kvc_fits(p, key_len, ct_len, value_len))
 		return false;
 
-	need = blocks_needed(key_len, ct_len, value_len);
-	while (p->nfree < need)
+	bytes = kvc_entry_bytes(key_len, ct_len, value_len);
+	need = blocks_for(bytes);
+
+	/*
+	 * Evict until a run of 'need' blocks exists or the free runs hold the
+	 * entry split.  Before the first eviction find_run() looked at every
+	 * run; after that a long enough run can only be one an eviction made.
+	 * An entry fits, so evicting everything would make room.
+	 */
+	run = find_run(p, need);
+	while (run == KVC_NONE && !split_fits(p, bytes) &&
+		   p->lru_tail != KVC_NONE)
 	{
-		remove_entry(p, p->lru_tail);
+		run = remove_entry(p, p->lru_tail, need);
 		p->evictions++;
 	}
 
-	/* take 'need' blocks off the free list; they stay chained */
-	idx = p->free_head;
-	old = idx;
-	for (i = 1; i < need; i++)
-		old = next[old];
-	p->free_head = next[old];
-	next[old] = KVC_NONE;
-	p->nfree -= need;
-
 	memset(&hdr, 0, sizeof(hdr));
-	hdr.hash = hash;
 	hdr.version = version;
 	hdr.expires_at = expires_at;
-	hdr.nblocks = need;
+	hdr.hash_lo = (uint32_t) hash;
+	hdr.hash_next = buckets_of(p)[bucket_of(p, hash)];
+	hdr.lru_prev = hdr.lru_next = KVC_NONE;
 	hdr.key_len = (uint32_t) key_len;
 	hdr.ct_len = (uint32_t) ct_len;
 	hdr.value_len = (uint32_t) value_len;
-	hdr.lru_prev = hdr.lru_next = KVC_NONE;
-	hdr.hash_next = buckets_of(p)[bucket_of(p, hash)];
+	if (run != KVC_NONE)
+	{
+		idx = run;
+		hdr.spare = take_blocks(p, idx, need) - need;
+		hdr.split = 0;
+	}
+	else
+	{
+		idx = take_extents(p, bytes);
+		hdr.split = 1;
+	}
 	memcpy(block(p, idx), &hdr, sizeof(hdr));
-	chain_copy(p, idx, HEADER_BYTES, (char *) key, key_len, true);
-	chain_copy(p, idx, HEADER_BYTES + key_len, (char *) ct, ct_len, true);
-	chain_copy(p, idx, HEADER_BYTES + key_len + ct_len, (char *) value,
-			   value_len, true);
+	walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_WRITE);
+	walk(p, idx, HEADER_BYTES + key_len, NULL, ct, ct_len, WALK_WRITE);
+	walk(p, idx, HEADER_BYTES + key_len + ct_len, NULL, value, value_len,
+		 WALK_WRITE);
 
 	buckets_of(p)[bucket_of(p, hash)] = idx;
 	lru_push_head(p, idx);
@@ -407,14 +870,16 @@ kvc_remove(KvcPartition *p, uint64_t hash, const char *key, size_t key_len)
 
 	if (idx == KVC_NONE)
 		return false;
-	remove_entry(p, idx);
+	remove_entry(p, idx, UINT32_MAX);
 	return true;
 }
 
 /*
  * Remove every entry whose key hashes to 'hash'.  Invalidation works on
  * hashes so that a transaction need not keep whole keys until commit;
- * a collision only costs an extra miss.
+ * a collision only costs an extra miss.  The header keeps the hash's low
+ * 32 bits, so an entry whose hash differs only above them goes too: never
+ * too few.
  */
 int
 kvc_remove_hash(KvcPartition *p, uint64_t hash)
@@ -427,9 +892,9 @@ kvc_remove_hash(KvcPartition *p, uint64_t hash)
 		const KvcEntry *e = kvc_entry(p, idx);
 		uint32_t	following = e->hash_next;
 
-		if (e->hash == hash)
+		if (e->hash_lo == (uint32_t) hash)
 		{
-			remove_entry(p, idx);
+			remove_entry(p, idx, UINT32_MAX);
 			n++;
 		}
 		idx = following;
@@ -440,81 +905,31 @@ kvc_remove_hash(KvcPartition *p, uint64_t hash)
 void
 kvc_clear(KvcPartition *p)
 {
-	uint32_t   *next = next_of(p);
 	uint32_t	i;
 
 	for (i = 0; i < p->nbuckets; i++)
 		buckets_of(p)[i] = KVC_NONE;
-	for (i = 0; i < p->nblocks; i++)
-		next[i] = (i + 1 < p->nblocks) ? i + 1 : KVC_NONE;
-	p->free_head = p->nblocks > 0 ? 0 : KVC_NONE;
-	p->nfree = p->nblocks;
+	memset(used_of(p), 0, sizeof(uint64_t) * used_words(p->nblocks));
+	for (i = 0; i < KVC_CLASSES; i++)
+		p->free_heads[i] = KVC_NONE;
+	p->class_mask[0] = p->class_mask[1] = 0;
+	p->nfree = 0;
+	p->nruns = 0;
+	if (p->nblocks > 0)
+		link_run(p, 0, p->nblocks);
 	p->lru_head = p->lru_tail = KVC_NONE;
 	p->entries = 0;
 	p->payload_bytes = 0;
 }
 
 /*
- * Lock-free reads.  cache_fastpath.c reads a partition without its lock,
- * while a writer may be changing it, and throws the result away if the
- * partition's sequence counter moved.  Until it checks, it may see torn
- * headers and half-updated chains, so these walks check every block index
- * against nblocks and never take more steps than an entry can have: garbage
- * in, garbage out, but never an access outside the partition and never an
- * endless loop.  nblocks, nbuckets and max_entry_blocks never change after
- * kvc_init, so they are safe to read.
+ * Lock-free reads (cache_fastpath.c): see walk() for why they are safe
+ * against a concurrent writer.
  */
 size_t
 kvc_max_entry_bytes(const KvcPartition *p)
 {
 	return (size_t) p->max_entry_blocks * KVC_BLOCK_SIZE;
-}
-
-/* Copy (dst != NULL) or compare with 'cmp' a payload range, bounded. */
-static bool
-racy_walk(KvcPartition *p, uint32_t idx, size_t off, char *dst,
-		  const char *cmp, size_t len)
-{
-	uint32_t   *next = next_of(p);
-	uint32_t	steps = 0;
-	uint32_t	max_steps = p->max_entry_blocks;
-
-	if (idx >= p->nblocks || off + len > kvc_max_entry_bytes(p))
-		return false;
-	while (off >= KVC_BLOCK_SIZE)
-	{
-		idx = next[idx];
-		if (idx >= p->nblocks || ++steps > max_steps)
-			return false;
-		off -= KVC_BLOCK_SIZE;
-	}
-	while (len > 0)
-	{
-		size_t		n = KVC_BLOCK_SIZE - off;
-
-		if (n > len)
-			n = len;
-		if (dst != NULL)
-		{
-			memcpy(dst, block(p, idx) + off, n);
-			dst += n;
-		}
-		else
-		{
-			if (memcmp(block(p, idx) + off, cmp, n) != 0)
-				return false;
-			cmp += n;
-		}
-		len -= n;
-		off = 0;
-		if (len > 0)
-		{
-			idx = next[idx];
-			if (idx >= p->nblocks || ++steps > max_steps)
-				return false;
-		}
-	}
-	return true;
 }
 
 uint32_t
@@ -525,13 +940,15 @@ kvc_lookup_racy(KvcPartition *p, uint64_t hash, const char *key,
 	uint32_t	idx = buckets[bucket_of(p, hash)];
 	uint32_t	steps = 0;
 
-	while (idx < p->nblocks && steps++ < p->nblocks)
+	/* a header must lie wholly inside the partition to be read */
+	while (idx < p->nblocks && p->nblocks - idx >= KVC_HEADER_BLOCKS &&
+		   steps++ < p->nblocks)
 	{
 		KvcEntry	e;
 
 		memcpy(&e, block(p, idx), sizeof(e));
-		if (e.hash == hash && e.key_len == key_len &&
-			racy_walk(p, idx, HEADER_BYTES, NULL, key, key_len))
+		if (e.hash_lo == (uint32_t) hash && e.key_len == key_len &&
+			walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_COMPARE))
 			return idx;
 		idx = e.hash_next;
 	}
@@ -543,7 +960,7 @@ bool
 kvc_read_racy(KvcPartition *p, uint32_t idx, size_t off, char *dst,
 			  size_t len)
 {
-	return racy_walk(p, idx, off, dst, NULL, len);
+	return walk(p, idx, off, dst, NULL, len, WALK_READ);
 }
 
 uint64_t
@@ -553,12 +970,25 @@ kvc_blocks_used(const KvcPartition *p)
 }
 
 /*
- * Memory the partition's live entries take: each block costs its bytes
- * plus its slot in the next[] chain array.  The one formula behind
+ * Memory the partition's live entries take: each block in use costs its
+ * 16 bytes plus its share of the partition's per-block arrays, the hash
+ * buckets and the used-block bitmap (about 0.6 to 1.1 bytes a block,
+ * rounded up).  With header, tail waste and extent descriptors inside the
+ * blocks, (this - payload_bytes) / entries is everything an entry costs
+ * beyond its key, content type and value.  The one formula behind
  * kv_stats() and /metrics.
  */
 uint64_t
 kvc_used_bytes(const KvcPartition *p)
 {
-	return kvc_blocks_used(p) * (KVC_BLOCK_SIZE + sizeof(uint32_t));
+	uint64_t	used = kvc_blocks_used(p);
+	uint64_t	arrays;
+	uint64_t	share;			/* per block, in 1/65536 bytes, rounded up */
+
+	if (p->nblocks == 0)
+		return 0;
+	arrays = sizeof(uint32_t) * (uint64_t) p->nbuckets +
+		sizeof(uint64_t) * (uint64_t) used_words(p->nblocks);
+	share = ((arrays << 16) + p->nblocks - 1) / p->nblocks;
+	return used * KVC_BLOCK_SIZE + ((used * share + 0xFFFF) >> 16);
 }

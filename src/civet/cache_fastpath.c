@@ -14,6 +14,22 @@
  * takes the ordinary path through the main thread.  A miss here is not
  * counted: the main thread counts it when it looks again.
  *
+ * What is copied depends on the partition layout (cache_core.h): the
+ * 40-byte header, read only at an index kvc_lookup_racy() returned, which
+ * checks that the header's three blocks lie inside the partition; then the
+ * content type and the value through kvc_read_racy(), which reads a
+ * contiguous entry's bytes or follows a split entry's extent descriptors,
+ * checking every index and length against the partition (walk() in
+ * cache_core.c).  With 16-byte blocks, contiguous entries and extents the
+ * protocol is the one it was with chained 64-byte blocks: every change of
+ * entries and of the free-run bookkeeping (which cache_core writes into
+ * freed blocks, so a stale index may lead a reader into it) happens inside
+ * kvc_insert, kvc_remove, kvc_remove_hash or kvc_clear, all of which
+ * cache.c brackets with seq; the one write outside, kvc_touch's, changes
+ * only LRU links, which a reader copies with the header but never uses.
+ * So whatever a torn copy holds, the reads stay inside the partition and
+ * end, and the seq check throws the copy away.
+ *
  * Readers never write the entries or the LRU list.  A hit's hash goes into
  * the partition's hit ring, and the next lookup or fill under the
  * partition's lock (cache.c) moves that entry to the front of the LRU: an

@@ -598,14 +598,24 @@ kvcache_stats(KvCacheStats *stats)
 		stats->payload_bytes += core->payload_bytes;
 		stats->evictions += core->evictions;
 		stats->used_bytes += kvc_used_bytes(core);
+		/* the largest value cacheable with a 0-byte key and no content type */
 		if (i == 0)
-			stats->max_cached_value = (int64) core->max_entry_blocks * KVC_BLOCK_SIZE
+			stats->max_cached_value = (int64) kvc_max_entry_bytes(core)
 				- (int64) sizeof(KvcEntry);
 		LWLockRelease(part_locks[i]);
 	}
 	stats->hits = pg_atomic_read_u64(&kv_cache->hits);
 	stats->misses = pg_atomic_read_u64(&kv_cache->misses);
 	stats->fills_skipped = pg_atomic_read_u64(&kv_cache->fills_skipped);
+
+	/*
+	 * Everything an entry costs beyond its key, content type and value
+	 * bytes: used_bytes (kvc_used_bytes()) counts each block an entry holds,
+	 * so its 40-byte header, the unused tail of its last block, any spare
+	 * blocks and, for an entry split into extents, their 8-byte
+	 * descriptors; plus each block's share of the hash buckets and the
+	 * used-block bitmap.  Free blocks count for nobody.
+	 */
 	if (stats->entries > 0)
 		stats->overhead_per_entry =
 			(double) (stats->used_bytes - stats->payload_bytes) / stats->entries;
