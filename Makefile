@@ -33,10 +33,13 @@ CIVET_OBJS = \
 	src/civet/http_reply.o \
 	src/civet/http_request.o \
 	src/civet/http_server.o \
+	src/civet/http_watch.o \
 	src/civet/kv_api.o \
 	src/civet/metrics.o \
 	src/civet/node_role.o \
-	src/civet/request_queue.o
+	src/civet/request_queue.o \
+	src/civet/watch_ring.o \
+	src/civet/watch_wait.o
 
 # Runs in PostgreSQL processes: the worker's main thread and backends.
 PG_OBJS = \
@@ -53,6 +56,7 @@ PG_OBJS = \
 	src/pg/tokens.o \
 	src/pg/store.o \
 	src/pg/tls.o \
+	src/pg/watch.o \
 	src/pg/wire.o \
 	src/pg/worker.o
 

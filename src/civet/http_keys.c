@@ -7,7 +7,8 @@
  * A handler validates and bounds everything a client sent, then either
  * answers at once (errors, writes on a hot standby, and GET/HEAD cache
  * hits read lock-free by cache_fastpath.c) or builds a KvRequest for the worker's main thread and
- * waits for its reply (kv_run_request).
+ * waits for its reply (kv_run_request).  A GET with ?wait= (and
+ * If-None-Match, or for a listing &index=) is a watch: http_watch.c.
  *
  * civetweb side: runs on civetweb threads, no PostgreSQL.
  *
@@ -25,6 +26,7 @@
 #include "http_handlers.h"
 #include "http_parse.h"
 #include "http_reply.h"
+#include "http_watch.h"
 #include "kv_api.h"
 #include "node_role.h"
 #include "request_queue.h"
@@ -136,6 +138,28 @@ kv_handle_key(const KvHttpCtx *ctx, const char *key_raw)
 		return kv_send_standby_write(ctx);
 	}
 
+	/* ?wait= with If-None-Match: wait for the key to change (http_watch.c) */
+	if (ctx->reads)
+	{
+		int64_t		wait_ms;
+		uint64_t	index;
+		bool		has_index;
+
+		if (kv_parse_watch_query(ctx->ri->query_string, &wait_ms, &index,
+								 &has_index, &why) != KV_ERR_NONE)
+		{
+			free(key);
+			return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST, why, NULL,
+								 false);
+		}
+		if (wait_ms >= 0 && if_none_match != KV_MATCH_NONE)
+		{
+			status = kv_watch_key(ctx, key, key_len, if_none_match, wait_ms);
+			free(key);
+			return status;
+		}
+	}
+
 	/* only for a role the credential cache knows may read the whole table */
 	if (ctx->reads && ctx->id != NULL && ctx->id->verified && ctx->id->may_hit &&
 		serve_cache_hit(ctx, key, key_len, if_none_match, &status))
@@ -164,22 +188,32 @@ kv_handle_key(const KvHttpCtx *ctx, const char *key_raw)
 	return kv_run_request(ctx, req);
 }
 
-/* GET /kv/?prefix=&after=&limit=: one page of keys. */
+/*
+ * GET /kv/?prefix=&after=&limit=: one page of keys, with X-Kv-Index; with
+ * &wait= and &index=, a watch of the prefix (http_watch.c).
+ */
 static int
 list_keys(const KvHttpCtx *ctx)
 {
 	const char *why = NULL;
 	KvRequest  *req = kvq_request_new(KV_OP_LIST);
+	int64_t		wait_ms;
+	uint64_t	index;
+	bool		has_index;
 
 	if (req == NULL)
 		return send_out_of_memory(ctx);
 	if (kv_parse_list_query(ctx->ri->query_string, &req->prefix, &req->after,
-							&req->limit, &why) != KV_ERR_NONE)
+							&req->limit, &why) != KV_ERR_NONE ||
+		kv_parse_watch_query(ctx->ri->query_string, &wait_ms, &index,
+							 &has_index, &why) != KV_ERR_NONE)
 	{
 		kvq_request_free(req);
 		return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST, why, NULL, false);
 	}
-	return kv_run_request(ctx, req);
+	if (wait_ms >= 0 && has_index)
+		return kv_watch_list(ctx, req, wait_ms, index);
+	return kv_list_now(ctx, req);
 }
 
 /* POST /kv/ with {"key": ..., "value": ...}: create a text value. */

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifdef PG_MAJORVERSION
 #error "http_parse.c runs on civetweb threads: no PostgreSQL headers"
@@ -241,6 +242,144 @@ fail:
 	free(*prefix);
 	free(*after);
 	*prefix = *after = NULL;
+	return err;
+}
+
+/* Units of a duration, as PostgreSQL's interval input spells them. */
+static const struct
+{
+	const char *name;
+	int64_t		ms;
+}			duration_units[] =
+{
+	{"ms", 1}, {"msec", 1}, {"msecs", 1}, {"millisecond", 1},
+	{"milliseconds", 1},
+	{"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000},
+	{"seconds", 1000},
+	{"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000},
+	{"minutes", 60000},
+	{"h", 3600000}, {"hour", 3600000}, {"hours", 3600000}
+};
+
+/*
+ * A duration, in milliseconds: a number of seconds ("30", "2.5"), or
+ * PostgreSQL interval style, numbers each followed by a unit, spaces
+ * allowed ("30s", "5min", "1 min 30 s", "250ms").  Negative, empty or
+ * absurd (over a year) is false.
+ */
+bool
+kv_parse_duration(const char *s, int64_t *ms)
+{
+	const char *p = s;
+	double		total = 0;
+	int			parts = 0;
+
+	for (;;)
+	{
+		double		num = 0;
+		double		scale = 0;
+		bool		digits = false;
+		size_t		ulen;
+		size_t		i;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		for (; (*p >= '0' && *p <= '9') || (*p == '.' && scale == 0); p++)
+		{
+			if (*p == '.')
+				scale = 1;
+			else
+			{
+				digits = true;
+				if (scale > 0)
+					num += (*p - '0') * (scale /= 10);
+				else if ((num = num * 10 + (*p - '0')) > 1e12)
+					return false;
+			}
+		}
+		if (!digits)
+			return false;
+		while (*p == ' ')
+			p++;
+		for (ulen = 0; (p[ulen] >= 'a' && p[ulen] <= 'z') ||
+			 (p[ulen] >= 'A' && p[ulen] <= 'Z'); ulen++)
+			;
+		if (ulen == 0)
+		{
+			/* a bare number is seconds, and only on its own */
+			if (parts > 0 || *p != '\0')
+				return false;
+			total = num * 1000;
+			parts++;
+			break;
+		}
+		for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++)
+			if (strlen(duration_units[i].name) == ulen &&
+				strncasecmp(duration_units[i].name, p, ulen) == 0)
+				break;
+		if (i == sizeof(duration_units) / sizeof(duration_units[0]))
+			return false;
+		total += num * duration_units[i].ms;
+		if (total > 366.0 * 24 * 3600 * 1000)
+			return false;
+		p += ulen;
+		parts++;
+	}
+	if (parts == 0 || total > 366.0 * 24 * 3600 * 1000)
+		return false;
+	*ms = (int64_t) total;
+	return true;
+}
+
+/*
+ * ?wait=DURATION (*wait_ms = -1 when absent) and, for listings,
+ * &index=N (*has_index false when absent).
+ */
+KvError
+kv_parse_watch_query(const char *query, int64_t *wait_ms, uint64_t *index,
+					 bool *has_index, const char **why)
+{
+	char	   *w = NULL;
+	char	   *ix = NULL;
+	KvError		err = KV_ERR_NONE;
+
+	*wait_ms = -1;
+	*index = 0;
+	*has_index = false;
+	if (query == NULL)
+		return KV_ERR_NONE;
+	if (kv_query_param(query, "wait", &w) != KV_ERR_NONE ||
+		kv_query_param(query, "index", &ix) != KV_ERR_NONE)
+	{
+		*why = "malformed query string: bad percent-encoding, NUL or a repeated parameter";
+		err = KV_ERR_BAD_REQUEST;
+	}
+	else if (w != NULL && !kv_parse_duration(w, wait_ms))
+	{
+		*why = "wait must be a duration: seconds, or a number with a unit such as 30s, 500ms or 5min";
+		err = KV_ERR_BAD_REQUEST;
+	}
+	else if (ix != NULL)
+	{
+		int64_t		v;
+
+		if (!kv_parse_int64(ix, strlen(ix), &v) || v < 0)
+		{
+			*why = "index must be a whole number, as sent in X-Kv-Index";
+			err = KV_ERR_BAD_REQUEST;
+		}
+		else
+		{
+			*index = (uint64_t) v;
+			*has_index = true;
+		}
+	}
+	free(w);
+	free(ix);
+	if (err != KV_ERR_NONE)
+		*wait_ms = -1;
 	return err;
 }
 

@@ -47,6 +47,10 @@ extern KvError kv_parse_list_query(const char *query, char **prefix,
 								   char **after, int *limit,
 								   const char **why);
 extern KvError kv_parse_ttl(const char *query, int64_t *ttl, const char **why);
+extern bool kv_parse_duration(const char *s, int64_t *ms);
+extern KvError kv_parse_watch_query(const char *query, int64_t *wait_ms,
+									uint64_t *index, bool *has_index,
+									const char **why);
 extern KvError kv_parse_create_body(const char *body, size_t len,
 									size_t max_key_len,
 									char **key, size_t *key_len,

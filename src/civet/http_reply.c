@@ -177,6 +177,8 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 		head_add(h, "Allow: %s\r\n", r->allow);
 	if (r->location)
 		head_add(h, "Location: %s\r\n", r->location);
+	if (r->has_index)
+		head_add(h, "X-Kv-Index: %llu\r\n", (unsigned long long) r->index);
 	if (r->retry_after > 0)
 		head_add(h, "Retry-After: %d\r\n", r->retry_after);
 	else if (r->status == 503)
@@ -246,6 +248,27 @@ kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
 	r.allow = allow;
 	r.head = ctx->head;
 	r.close = close;
+	kv_send_reply(ctx->conn, &r);
+	free(body);
+	return status;
+}
+
+/* A JSON error with Retry-After: 'retry_after' seconds (429, 503). */
+int
+kv_send_error_retry(const KvHttpCtx *ctx, int status, KvError error,
+					const char *message, int retry_after)
+{
+	KvReply		r = {0};
+	char	   *body;
+
+	body = kv_json_error(error, message, &r.body_len);
+	r.status = status;
+	r.content_type = KV_JSON_CONTENT_TYPE;
+	r.body = body;
+	r.etag = -1;
+	r.cache = -1;
+	r.retry_after = retry_after;
+	r.head = ctx->head;
 	kv_send_reply(ctx->conn, &r);
 	free(body);
 	return status;
@@ -368,9 +391,33 @@ kv_send_static(const KvHttpCtx *ctx, const char *content_type,
 	return 200;
 }
 
-/* Write the reply the main thread filled into 'req'. */
+/*
+ * A page of keys, with the change index it is at least as new as (the
+ * client passes it back as &index= to watch the prefix).
+ */
 static int
-send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
+send_keys(const KvHttpCtx *ctx, const KvRequest *req)
+{
+	KvReply		r = {0};
+	char	   *body = kv_json_keys(req->keys, req->nkeys, req->next_key, NULL);
+
+	r.status = 200;
+	r.content_type = KV_JSON_CONTENT_TYPE;
+	r.body = body;
+	r.body_len = body ? strlen(body) : 0;
+	r.etag = -1;
+	r.cache = -1;
+	r.has_index = true;
+	r.index = req->change_index;
+	r.head = ctx->head;
+	kv_send_reply(ctx->conn, &r);
+	free(body);
+	return 200;
+}
+
+/* Write the reply the main thread filled into 'req'. */
+int
+kv_send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 {
 	if (req->error != KV_ERR_NONE)
 		return kv_send_error(ctx, req->status, req->error, req->message,
@@ -391,10 +438,7 @@ send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 		case KV_OP_DELETE:
 			return kv_send_json(ctx, 204, NULL, -1);
 		case KV_OP_LIST:
-			return kv_send_json(ctx, 200,
-								kv_json_keys(req->keys, req->nkeys,
-											 req->next_key, NULL),
-								-1);
+			return send_keys(ctx, req);
 		case KV_OP_HEALTH:
 			return kv_send_json(ctx, 200,
 								kv_json_health(req->database ? req->database : "",
@@ -414,8 +458,8 @@ send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
  * *status says which, and 'req' is gone (freed, or left to the main
  * thread after a timeout).
  */
-static bool
-submit_and_wait(const KvHttpCtx *ctx, KvRequest *req, int *status)
+bool
+kv_submit(const KvHttpCtx *ctx, KvRequest *req, int *status)
 {
 	if (ctx->id != NULL && !kv_auth_attach(ctx->id, req))
 	{
@@ -444,9 +488,9 @@ kv_run_request(const KvHttpCtx *ctx, KvRequest *req)
 {
 	int			status;
 
-	if (!submit_and_wait(ctx, req, &status))
+	if (!kv_submit(ctx, req, &status))
 		return status;
-	status = send_request_reply(ctx, req);
+	status = kv_send_request_reply(ctx, req);
 	kvq_request_free(req);
 	return status;
 }
@@ -467,7 +511,7 @@ kv_confirm_identity(const KvHttpCtx *ctx)
 	if ((req = kvq_request_new(KV_OP_AUTH)) == NULL)
 		return kv_send_error(ctx, 500, KV_ERR_INTERNAL, "out of memory",
 							 NULL, true);
-	if (!submit_and_wait(ctx, req, &status))
+	if (!kv_submit(ctx, req, &status))
 		return status;
 	if (req->error != KV_ERR_NONE)
 		status = kv_send_error(ctx, req->status, req->error, req->message,

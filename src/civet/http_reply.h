@@ -30,6 +30,8 @@ typedef struct KvReply
 	const char *allow;
 	const char *location;		/* 307: where to send the request */
 	int			retry_after;	/* seconds; 0: none (503 says 1) */
+	bool		has_index;		/* send X-Kv-Index: index */
+	uint64_t	index;
 	bool		head;			/* HEAD: headers only */
 	bool		close;			/* close the connection afterwards */
 } KvReply;
@@ -39,6 +41,9 @@ typedef struct KvReply
 extern void kv_send_reply(struct mg_connection *conn, const KvReply *r);
 extern int	kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
 						  const char *message, const char *allow, bool close);
+extern int	kv_send_error_retry(const KvHttpCtx *ctx, int status,
+								KvError error, const char *message,
+								int retry_after);
 extern int	kv_send_bad_body(const KvHttpCtx *ctx);
 extern int	kv_send_standby_write(const KvHttpCtx *ctx);
 extern int	kv_send_json(const KvHttpCtx *ctx, int status, char *body,
@@ -48,6 +53,8 @@ extern int	kv_send_value(const KvHttpCtx *ctx, const char *value, size_t len,
 						  int64_t expires_at, bool hit, int64_t if_none_match);
 extern int	kv_send_static(const KvHttpCtx *ctx, const char *content_type,
 						   const char *body, size_t len);
+extern bool kv_submit(const KvHttpCtx *ctx, KvRequest *req, int *status);
+extern int	kv_send_request_reply(const KvHttpCtx *ctx, const KvRequest *req);
 extern int	kv_run_request(const KvHttpCtx *ctx, KvRequest *req);
 extern int	kv_confirm_identity(const KvHttpCtx *ctx);
 

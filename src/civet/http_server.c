@@ -40,6 +40,7 @@
 #include "http_reply.h"
 #include "http_request.h"
 #include "metrics.h"
+#include "watch_wait.h"
 
 #ifdef PG_MAJORVERSION
 #error "http_server.c runs on civetweb threads: no PostgreSQL headers"
@@ -144,9 +145,11 @@ handle_request(struct mg_connection *conn, void *cbdata)
 	else
 		status = dispatch(&ctx);
 	clock_gettime(CLOCK_MONOTONIC, &end);
+	/* a watch's waiting is not service time */
 	kv_metrics_request(ctx.method, status,
 					   (int64_t) (end.tv_sec - start.tv_sec) * 1000000000 +
-					   (end.tv_nsec - start.tv_nsec));
+					   (end.tv_nsec - start.tv_nsec) -
+					   kv_watch_take_waited_ns());
 	atomic_fetch_sub(&active_requests, 1);
 	kv_linger_body(&ctx);		/* a refused body: drain it, bounded */
 	return status;
@@ -291,6 +294,13 @@ kv_http_start(const KvHttpConfig *cfg, char *errbuf, size_t errlen)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	http_ctx = mg_start2(&init, &error);
+	/* the watches' ticker thread, with the same full mask */
+	if (http_ctx != NULL && !kv_watch_start())
+	{
+		mg_stop(http_ctx);
+		http_ctx = NULL;
+		snprintf(errbuf, errlen, "could not start the watch thread");
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (http_ctx == NULL)
 	{
@@ -305,10 +315,12 @@ kv_http_start(const KvHttpConfig *cfg, char *errbuf, size_t errlen)
 /*
  * Stop civetweb.  The caller must have closed the request queue first, so
  * no thread is left waiting for an answer and mg_stop() can join them all.
+ * Watches are woken here and answer 503 at once.
  */
 void
 kv_http_stop(void)
 {
+	kv_watch_stop();
 	if (http_ctx != NULL)
 	{
 		struct timespec pause = {0, 5 * 1000 * 1000};

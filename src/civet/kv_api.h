@@ -59,6 +59,8 @@ typedef enum KvError
 #define KV_DEFAULT_SSL_KEY				""	/* in the certificate file */
 #define KV_DEFAULT_PRIMARY_URL			""	/* standby writes get 503 */
 #define KV_DEFAULT_EXECUTORS			3	/* one for reads, two for writes */
+#define KV_DEFAULT_MAX_WAIT_S			300 /* longest ?wait= of a watch */
+#define KV_DEFAULT_MAX_WATCHERS			(-1)	/* half of kvserver.http_threads */
 
 /*
  * Longest kvserver.primary_url, and longest Location a standby sends: the

@@ -31,6 +31,7 @@
 #include "kv_api.h"
 #include "node_role.h"
 #include "request_queue.h"
+#include "watch_wait.h"
 
 #ifdef PG_MAJORVERSION
 #error "metrics.c runs on civetweb threads: no PostgreSQL headers"
@@ -198,6 +199,10 @@ kv_metrics_render(size_t *len)
 	header(&b, "kvserver_queue_depth", "gauge",
 		   "Requests waiting for the worker's main thread.");
 	put(&b, "kvserver_queue_depth %d\n", kvq_depth());
+
+	header(&b, "kvserver_watchers", "gauge",
+		   "Watches (GET with ?wait=) waiting for a change, each holding an HTTP thread.");
+	put(&b, "kvserver_watchers %d\n", kv_watch_count());
 
 	header(&b, "kvserver_database_errors_total", "counter",
 		   "Requests that failed with a database error.");

@@ -75,6 +75,9 @@ typedef struct KvRequest
 	char	   *prefix;			/* LIST */
 	char	   *after;			/* LIST; NULL: from the start */
 	int			limit;			/* LIST */
+	uint64_t	change_index;	/* LIST: its X-Kv-Index, read by the
+								 * civetweb thread before submitting (not
+								 * sent to executors) */
 
 	/*
 	 * Identity, filled by the civetweb thread.  auth_role is a role the

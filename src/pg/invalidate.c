@@ -50,6 +50,7 @@
 #include "cache.h"
 #include "kvserver.h"
 #include "rmgr.h"
+#include "watch.h"
 
 /* Past this many keys in one transaction, invalidate everything instead. */
 #define MAX_PENDING_HASHES 65536
@@ -135,6 +136,7 @@ record_key(HeapTuple tuple, TupleDesc desc)
 	bool		isnull;
 	Datum		d;
 	text	   *key;
+	uint64		hash;
 
 	if (tuple == NULL)
 		return;
@@ -142,6 +144,10 @@ record_key(HeapTuple tuple, TupleDesc desc)
 	d = heap_getattr(tuple, 1, desc, &isnull);
 	if (isnull)
 		return;
+	key = DatumGetTextPP(d);
+	hash = kvcache_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	/* for watchers (watch.c): published only if the transaction commits */
+	kvwatch_note_key(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), hash);
 	if (npending >= MAX_PENDING_HASHES)
 	{
 		pending_all = true;
@@ -158,9 +164,7 @@ record_key(HeapTuple tuple, TupleDesc desc)
 			pending_hashes = repalloc(pending_hashes, newcap * sizeof(uint64));
 		pending_cap = newcap;
 	}
-	key = DatumGetTextPP(d);
-	pending_hashes[npending++] = kvcache_hash(VARDATA_ANY(key),
-											  VARSIZE_ANY_EXHDR(key));
+	pending_hashes[npending++] = hash;
 }
 
 static bool
@@ -188,6 +192,7 @@ forget_transaction(void)
 	memset(writes_begun, 0, sizeof(writes_begun));
 	staged = NULL;
 	nstaged = 0;
+	kvwatch_forget();
 }
 
 /*
@@ -249,6 +254,15 @@ kv_xact_callback(XactEvent event, void *arg)
 				}
 				if (committed && OidIsValid(dropped_store))
 					kvcache_unbind_table(dropped_store);
+
+				/*
+				 * Watchers last: woken by the new index, they read again and
+				 * must find the cache entries already gone.  pending_all
+				 * also covers a transaction past MAX_PENDING_HASHES, whose
+				 * later keys were not noted.
+				 */
+				if (committed && wrote_store)
+					kvwatch_publish(pending_all);
 				forget_transaction();
 				break;
 			}

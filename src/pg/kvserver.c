@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "cache.h"
 #include "kvserver.h"
+#include "watch.h"
 
 PG_MODULE_MAGIC;
 
@@ -51,6 +52,8 @@ char	   *kvserver_ssl_certificate = NULL;
 char	   *kvserver_ssl_key = NULL;
 char	   *kvserver_primary_url = NULL;
 int			kvserver_executors = KV_DEFAULT_EXECUTORS;
+int			kvserver_max_watchers = KV_DEFAULT_MAX_WATCHERS;
+int			kvserver_max_wait_s = KV_DEFAULT_MAX_WAIT_S;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -174,6 +177,24 @@ define_gucs(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	/* Watches (src/civet/http_watch.c) */
+	DefineCustomIntVariable("kvserver.max_watchers",
+							"Most HTTP watches (GET with ?wait=) waiting at once.",
+							"Each holds an HTTP thread; beyond this a watch gets 429. -1: half of kvserver.http_threads. At most three quarters of kvserver.http_threads are used, so ordinary requests keep the rest.",
+							&kvserver_max_watchers,
+							KV_DEFAULT_MAX_WATCHERS, -1, 4096,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.max_wait",
+							"Longest wait of an HTTP watch.",
+							"A longer ?wait= is cut to this.",
+							&kvserver_max_wait_s,
+							KV_DEFAULT_MAX_WAIT_S, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	/* Identity of HTTP requests (src/pg/auth.c) */
 	DefineCustomStringVariable("kvserver.anonymous_role",
 							   "Role that HTTP requests without credentials run as.",
@@ -270,6 +291,7 @@ kv_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	kvcache_shmem_request();
+	kvwatch_shmem_request();
 	RequestAddinShmemSpace(kv_auth_shmem_size());
 }
 
@@ -281,6 +303,7 @@ kv_shmem_startup(void)
 	kvcache_shmem_startup();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	kv_auth_shmem_startup();
+	kvwatch_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -35,6 +35,8 @@ extern char *kvserver_ssl_certificate;
 extern char *kvserver_ssl_key;
 extern char *kvserver_primary_url;
 extern int	kvserver_executors;
+extern int	kvserver_max_watchers;
+extern int	kvserver_max_wait_s;
 
 /* worker.c */
 extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);

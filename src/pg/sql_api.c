@@ -37,6 +37,7 @@
 #include "cache.h"
 #include "kvserver.h"
 #include "store.h"
+#include "watch.h"
 
 PG_FUNCTION_INFO_V1(kv_get);
 PG_FUNCTION_INFO_V1(kv_get_bytea);
@@ -324,5 +325,7 @@ Datum
 kv_cache_reset(PG_FUNCTION_ARGS)
 {
 	kvcache_reset();
+	/* prefix watchers cannot tell what changed before: they list again */
+	kvwatch_reset();
 	PG_RETURN_VOID();
 }

@@ -66,6 +66,9 @@
 #include "request_queue.h"
 #include "store.h"
 #include "tls.h"
+#include "watch.h"
+#include "watch_ring.h"
+#include "watch_wait.h"
 
 /* Expired rows are deleted this many at a time, a few batches per round. */
 #define EXPIRE_BATCH	500
@@ -86,6 +89,7 @@ static void apply_settings(void);
 static void delete_expired(void);
 static long wait_timeout(void);
 static void publish_node_role(void);
+static void publish_watch_limits(void);
 
 /*---- entry point ----*/
 
@@ -105,6 +109,8 @@ kvserver_worker_main(Datum main_arg)
 
 	/* signals are still blocked: civetweb's threads inherit that */
 	kvfast_attach(kvcache_shared());
+	kvwr_attach(kvwatch_shared());
+	publish_watch_limits();
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
 	/* a standby refuses writes from its first request on */
@@ -114,6 +120,8 @@ kvserver_worker_main(Datum main_arg)
 
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(kvserver_database, NULL, 0);
+	/* watch indexes of an earlier run are older than this one's */
+	kvwatch_worker_start();
 	pgstat_report_appname("kvserver");
 	kv_auth_worker_init();
 	apply_settings();
@@ -193,6 +201,21 @@ publish_node_role(void)
 				(errmsg("kvserver is serving a hot standby: HTTP reads only, writes are refused until a promotion")));
 	published = true;
 	was_standby = standby;
+}
+
+/*
+ * kvserver.max_watchers and kvserver.max_wait for civetweb threads.  Each
+ * watch holds a thread, so at most three quarters of them may watch (by
+ * default half): the rest serve ordinary requests.
+ */
+static void
+publish_watch_limits(void)
+{
+	int			most = kvserver_http_threads * 3 / 4;
+	int			n = kvserver_max_watchers < 0
+		? kvserver_http_threads / 2 : Min(kvserver_max_watchers, most);
+
+	kv_watch_set_limits(n, kvserver_max_wait_s * 1000);
 }
 
 /* Milliseconds until the next thing to do without being woken, or -1. */
@@ -365,6 +388,7 @@ apply_settings(void)
 
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
+	publish_watch_limits();
 	/* a new kvserver.anonymous_role or allow_superuser changes verdicts */
 	kv_auth_reload();
 	kv_node_set_primary_url(kvserver_primary_url);
