@@ -12,6 +12,8 @@
  *	  kvcli [--url URL[,URL...]] del KEY
  *	  kvcli [--url URL[,URL...]] [--primary] list [PREFIX]
  *	  kvcli [--url URL[,URL...]] [--primary] stats
+ *	  kvcli [--url URL[,URL...]] [--primary] watch KEY
+ *	  kvcli [--url URL[,URL...]] [--primary] watch --prefix PREFIX
  *	  kvcli --help
  *
  * DESCRIPTION
@@ -35,6 +37,17 @@
  *	  contains a newline is printed as is, so such keys are ambiguous here.
  *
  *	  stats prints the server's GET /health reply (a JSON object).
+ *
+ *	  watch KEY prints the key's value, then each new value as it is
+ *	  written, each followed by a newline, until interrupted; while the key
+ *	  does not exist (deleted, expired) it says so on standard error.  It
+ *	  waits with GET /kv/KEY?wait= and If-None-Match, so nothing is polled.
+ *	  watch --prefix PREFIX prints a line per change under PREFIX: "created
+ *	  KEY", "deleted KEY", or "changed PREFIX" when keys kept their names
+ *	  but some value changed (a listing does not say which); it waits with
+ *	  GET /kv/?prefix=&wait=&index= and lists every page again on a change.
+ *	  Both wait WATCH_WAIT at a time (below the stall timeout) and start
+ *	  again; a 429 (kvserver.max_watchers) or 503 waits Retry-After first.
  *
  *	  Keys (and the list prefix) are sent percent-encoded: every byte
  *	  outside A-Z a-z 0-9 - . _ ~ is written as %XX, '/' included.  The
@@ -104,6 +117,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -124,6 +139,9 @@
 #define CONNECT_TIMEOUT_S	10L
 #define STALL_TIMEOUT_S		60L
 
+/* one watch request waits this long, well within STALL_TIMEOUT_S */
+#define WATCH_WAIT			"50s"
+
 static const char *progname = "kvcli";
 
 /* A growable byte buffer; data is always NUL-terminated for convenience. */
@@ -139,6 +157,9 @@ typedef struct Response
 {
 	long		status;
 	Buffer		body;
+	char		etag[64];		/* ETag, "" when none */
+	char		kv_index[32];	/* X-Kv-Index, "" when none */
+	long		retry_after;	/* Retry-After seconds, 0 when none */
 } Response;
 
 /* The parsed command line. */
@@ -153,12 +174,14 @@ typedef struct Options
 	int			nargs;
 	const char *ttl;			/* --ttl, or NULL */
 	const char *content_type;	/* --content-type, or NULL */
+	const char *watch_prefix;	/* watch --prefix, or NULL */
 } Options;
 
 /* Who we are and whom we trust: for every request (see parse_args). */
 static const char *auth_user;	/* "user:password", or NULL */
 static const char *auth_token;	/* bearer token, or NULL */
 static const char *ca_file;		/* CA certificates for https, or NULL */
+static const char *if_none_match;	/* watch: sent with the next GETs */
 
 static void usage_error(const char *fmt,...)
 			__attribute__((format(printf, 1, 2), noreturn));
@@ -177,6 +200,7 @@ print_help(FILE *out)
 			"  %s [--url URL[,URL...]] del KEY\n"
 			"  %s [--url URL[,URL...]] [--primary] list [PREFIX]\n"
 			"  %s [--url URL[,URL...]] [--primary] stats\n"
+			"  %s [--url URL[,URL...]] [--primary] watch KEY | --prefix PREFIX\n"
 			"  %s --help\n"
 			"\n"
 			"Commands:\n"
@@ -188,6 +212,11 @@ print_help(FILE *out)
 			"  list [PREFIX]    print the keys starting with PREFIX, one per line, in\n"
 			"                   byte order (all pages)\n"
 			"  stats            print the server's GET /health reply (JSON)\n"
+			"  watch KEY        print the value, then each new value as it is\n"
+			"                   written (a line each), until interrupted\n"
+			"  watch --prefix PREFIX\n"
+			"                   print \"created KEY\", \"deleted KEY\" or \"changed\n"
+			"                   PREFIX\" as keys under PREFIX change\n"
 			"\n"
 			"Options:\n"
 			"  --url URL[,URL...]   server base URL (default: $KVSERVER_URL, else\n"
@@ -219,7 +248,8 @@ print_help(FILE *out)
 			"     (with several URLs: none could be reached)\n"
 			"  5  local error: reading standard input or writing standard output\n"
 			"     failed, or out of memory\n",
-			progname, progname, progname, progname, progname, progname, progname);
+			progname, progname, progname, progname, progname, progname, progname,
+			progname);
 }
 
 static void
@@ -390,6 +420,34 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
  * Content-Type.  With expect_continue the body waits for the server's
  * "100 Continue" (or libcurl's one-second timeout); see cmd_put.
  */
+/* Keep the headers a watch needs: ETag, X-Kv-Index, Retry-After. */
+static size_t
+collect_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	Response   *resp = (Response *) userdata;
+	size_t		len = size * nmemb;
+	char		line[128];
+	char	   *value;
+
+	if (len >= sizeof(line))
+		return len;
+	memcpy(line, ptr, len);
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((value = strchr(line, ':')) == NULL)
+		return len;
+	*value++ = '\0';
+	value += strspn(value, " ");
+	if (strcasecmp(line, "ETag") == 0 && strlen(value) < sizeof(resp->etag))
+		strcpy(resp->etag, value);
+	else if (strcasecmp(line, "X-Kv-Index") == 0 &&
+			 strlen(value) < sizeof(resp->kv_index))
+		strcpy(resp->kv_index, value);
+	else if (strcasecmp(line, "Retry-After") == 0)
+		resp->retry_after = atol(value);
+	return len;
+}
+
 static CURLcode
 http_perform(CURL *curl, const char *method, const char *url,
 			 const char *body, size_t body_len, const char *content_type,
@@ -402,6 +460,9 @@ http_perform(CURL *curl, const char *method, const char *url,
 	buf_reset(&resp->body);
 	buf_append(&resp->body, "", 0);
 	resp->status = 0;
+	resp->etag[0] = '\0';
+	resp->kv_index[0] = '\0';
+	resp->retry_after = 0;
 	errbuf[0] = '\0';
 
 	/* reset keeps the connection cache, so list's pages share a connection */
@@ -429,6 +490,16 @@ http_perform(CURL *curl, const char *method, const char *url,
 	}
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp->body);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, collect_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+	if (body == NULL && if_none_match != NULL)
+	{
+		buf_append_str(&ctype, "If-None-Match: ");
+		buf_append_str(&ctype, if_none_match);
+		if ((headers = curl_slist_append(headers, ctype.data)) == NULL)
+			die(EXIT_LOCAL, "out of memory");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
 
 	if (strcmp(method, "GET") != 0)
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -645,12 +716,46 @@ cmd_del(CURL *curl, const Options *opts)
 	return code;
 }
 
+/* Keys collected by watch --prefix, in the server's order. */
+typedef struct KeyList
+{
+	char	  **keys;
+	size_t		n;
+	size_t		cap;
+} KeyList;
+
+static void
+keylist_add(KeyList *l, const char *key)
+{
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->keys = realloc(l->keys, l->cap * sizeof(char *));
+		if (l->keys == NULL)
+			die(EXIT_LOCAL, "out of memory");
+	}
+	if ((l->keys[l->n++] = strdup(key)) == NULL)
+		die(EXIT_LOCAL, "out of memory");
+}
+
+static void
+keylist_free(KeyList *l)
+{
+	size_t		i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	memset(l, 0, sizeof(*l));
+}
+
 /*
- * Print one page's keys; set *next to a malloc'd copy of "next", or NULL
- * when it is null.  Returns false (having said why) on a malformed page.
+ * Print one page's keys (or, with 'collect', add them to it); set *next to
+ * a malloc'd copy of "next", or NULL when it is null.  Returns false
+ * (having said why) on a malformed page.
  */
 static bool
-print_list_page(const Response *resp, char **next)
+print_list_page(const Response *resp, char **next, KeyList *collect)
 {
 	json_t	   *root;
 	json_t	   *keys;
@@ -686,8 +791,13 @@ print_list_page(const Response *resp, char **next)
 			json_decref(root);
 			return false;
 		}
-		write_stdout(json_string_value(key), json_string_length(key));
-		write_stdout("\n", 1);
+		if (collect != NULL)
+			keylist_add(collect, json_string_value(key));
+		else
+		{
+			write_stdout(json_string_value(key), json_string_length(key));
+			write_stdout("\n", 1);
+		}
 	}
 	if (json_is_string(jnext))
 	{
@@ -735,7 +845,7 @@ cmd_list(CURL *curl, const Options *opts)
 			code = error_exit_code("list", &resp, false);
 			break;
 		}
-		if (!print_list_page(&resp, &next))
+		if (!print_list_page(&resp, &next, NULL))
 		{
 			code = EXIT_SERVER;
 			break;
@@ -759,6 +869,243 @@ cmd_list(CURL *curl, const Options *opts)
 	buf_free(&url);
 	buf_free(&resp.body);
 	return code;
+}
+
+/*
+ * watch: a 429 (too many watchers) or 503 (the server restarting) waits
+ * Retry-After and tries again; anything else unexpected ends the watch.
+ * Returns true to try again.
+ */
+static bool
+watch_backoff(const char *what, const Response *resp)
+{
+	struct timespec pause = {1, 0};
+
+	if (resp->status != 429 && resp->status != 503)
+		return false;
+	if (resp->retry_after > 1 && resp->retry_after < 3600)
+		pause.tv_sec = resp->retry_after;
+	report_http_error(what, resp);
+	nanosleep(&pause, NULL);
+	return true;
+}
+
+/*
+ * The X-Kv-Index of a listing of the keys starting with 'key', waiting for
+ * a change after 'wait_index' when that is given: how watch KEY waits for
+ * a key that does not exist, which has no version to wait on.
+ */
+static bool
+key_index(CURL *curl, const Options *opts, const char *key,
+		  const char *wait_index, char *index, Response *resp)
+{
+	Buffer		url = {0};
+
+	buf_append_str(&url, opts->url);
+	buf_append_str(&url, "/kv/?limit=1&prefix=");
+	buf_append_escaped(&url, key, strlen(key));
+	if (wait_index != NULL)
+	{
+		buf_append_str(&url, "&wait=" WATCH_WAIT "&index=");
+		buf_append_str(&url, wait_index);
+	}
+	if_none_match = NULL;
+	http_request(curl, "GET", url.data, resp);
+	buf_free(&url);
+	snprintf(index, sizeof(resp->kv_index), "%s", resp->kv_index);
+	return resp->status == 200;
+}
+
+/* watch KEY: print its value now and after every change. */
+static int
+cmd_watch_key(CURL *curl, const Options *opts)
+{
+	const char *key = opts->args[0];
+	Buffer		url = {0};
+	Buffer		wait_url = {0};
+	Response	resp = {0};
+	char		etag[sizeof(resp.etag)] = "";
+	char		index[sizeof(resp.kv_index)] = "";
+	bool		absent = false;
+	int			code;
+
+	key_url(&url, opts->url, key);
+	buf_append_str(&wait_url, url.data);
+	buf_append_str(&wait_url, "?wait=" WATCH_WAIT);
+	for (;;)
+	{
+		/*
+		 * An absent key: note the index before looking, so that a creation
+		 * after the look wakes the wait below.
+		 */
+		if (absent && !key_index(curl, opts, key, NULL, index, &resp))
+		{
+			if (watch_backoff("watch", &resp))
+				continue;
+			break;
+		}
+		if_none_match = etag[0] ? etag : NULL;
+		http_request(curl, "GET", etag[0] ? wait_url.data : url.data, &resp);
+		if (resp.status == 304)
+			continue;
+		if (resp.status == 200)
+		{
+			write_stdout(resp.body.data, resp.body.len);
+			write_stdout("\n", 1);
+			if (fflush(stdout) != 0)
+				die(EXIT_LOCAL, "write to standard output failed");
+			snprintf(etag, sizeof(etag), "%s", resp.etag);
+			absent = false;
+			continue;
+		}
+		if (resp.status != 404)
+		{
+			if (watch_backoff("watch", &resp))
+				continue;
+			break;
+		}
+		if (!absent)
+		{
+			fprintf(stderr, "%s: watch: %s does not exist\n", progname, key);
+			etag[0] = '\0';
+			absent = true;
+			continue;			/* note the index, then look again */
+		}
+		/* still absent: wait for a change of a key starting with it */
+		if (!key_index(curl, opts, key, index, index, &resp) &&
+			!watch_backoff("watch", &resp))
+			break;
+	}
+	code = error_exit_code("watch", &resp, false);
+	if_none_match = NULL;
+	buf_free(&url);
+	buf_free(&wait_url);
+	buf_free(&resp.body);
+	return code;
+}
+
+/*
+ * Every key under 'prefix', all pages, into 'keys'; *index is the first
+ * page's X-Kv-Index.  With 'wait_index', the first page waits for a change
+ * after it.  False with 'resp' holding an error reply.
+ */
+static bool
+list_all(CURL *curl, const Options *opts, const char *prefix,
+		 const char *wait_index, KeyList *keys, char *index, Response *resp)
+{
+	Buffer		url = {0};
+	char	   *after = NULL;
+	bool		ok = true;
+
+	for (;;)
+	{
+		char	   *next;
+
+		buf_reset(&url);
+		buf_append_str(&url, opts->url);
+		buf_append_str(&url, "/kv/?limit=1000&prefix=");
+		buf_append_escaped(&url, prefix, strlen(prefix));
+		if (after != NULL)
+		{
+			buf_append_str(&url, "&after=");
+			buf_append_escaped(&url, after, strlen(after));
+		}
+		else if (wait_index != NULL)
+		{
+			buf_append_str(&url, "&wait=" WATCH_WAIT "&index=");
+			buf_append_str(&url, wait_index);
+		}
+		http_request(curl, "GET", url.data, resp);
+		if (resp->status != 200)
+		{
+			ok = false;
+			break;
+		}
+		if (after == NULL)
+			snprintf(index, sizeof(resp->kv_index), "%s", resp->kv_index);
+		if (!print_list_page(resp, &next, keys))
+			die(EXIT_SERVER, "watch: malformed listing");
+		if (next == NULL || (after != NULL && strcmp(next, after) <= 0))
+		{
+			free(next);
+			break;
+		}
+		free(after);
+		after = next;
+	}
+	free(after);
+	buf_free(&url);
+	return ok;
+}
+
+/* Print the difference of two sorted key lists; true if there was any. */
+static bool
+print_key_changes(const KeyList *before, const KeyList *after)
+{
+	size_t		i = 0;
+	size_t		j = 0;
+	bool		any = false;
+
+	while (i < before->n || j < after->n)
+	{
+		int			c = i == before->n ? 1 : j == after->n ? -1 :
+			strcmp(before->keys[i], after->keys[j]);
+
+		if (c == 0)
+		{
+			i++, j++;
+			continue;
+		}
+		printf("%s %s\n", c < 0 ? "deleted" : "created",
+			   c < 0 ? before->keys[i++] : after->keys[j++]);
+		any = true;
+	}
+	return any;
+}
+
+/* watch --prefix P: print what changes under P as it changes. */
+static int
+cmd_watch_prefix(CURL *curl, const Options *opts)
+{
+	const char *prefix = opts->watch_prefix;
+	KeyList		keys = {0};
+	Response	resp = {0};
+	char		index[sizeof(resp.kv_index)] = "";
+
+	while (!list_all(curl, opts, prefix, NULL, &keys, index, &resp))
+		if (!watch_backoff("watch", &resp))
+			goto fail;
+	for (;;)
+	{
+		KeyList		now = {0};
+		char		new_index[sizeof(index)];
+
+		if (!list_all(curl, opts, prefix, index[0] ? index : NULL, &now,
+					  new_index, &resp))
+		{
+			keylist_free(&now);
+			if (watch_backoff("watch", &resp))
+				continue;
+			goto fail;
+		}
+		/* a new index means a change; the same one, a wait that ran out */
+		if (strcmp(new_index, index) != 0 &&
+			!print_key_changes(&keys, &now))
+			printf("changed %s\n", prefix);
+		if (fflush(stdout) != 0)
+			die(EXIT_LOCAL, "write to standard output failed");
+		keylist_free(&keys);
+		keys = now;
+		snprintf(index, sizeof(index), "%s", new_index);
+	}
+fail:
+	keylist_free(&keys);
+	{
+		int			code = error_exit_code("watch", &resp, false);
+
+		buf_free(&resp.body);
+		return code;
+	}
 }
 
 static int
@@ -1002,6 +1349,8 @@ parse_args(int argc, char **argv, Options *opts)
 				auth_token = value;
 			else if (match_option("--cacert", argc, argv, &i, &value))
 				ca_file = value;
+			else if (match_option("--prefix", argc, argv, &i, &value))
+				opts->watch_prefix = value;
 			else
 				usage_error("unknown option \"%s\"", arg);
 			continue;
@@ -1031,6 +1380,8 @@ parse_args(int argc, char **argv, Options *opts)
 		min_args = 0, max_args = 1;
 	else if (strcmp(opts->command, "stats") == 0)
 		min_args = max_args = 0;
+	else if (strcmp(opts->command, "watch") == 0)
+		min_args = max_args = (opts->watch_prefix != NULL ? 0 : 1);
 	else
 		usage_error("unknown command \"%s\"", opts->command);
 
@@ -1051,6 +1402,8 @@ parse_args(int argc, char **argv, Options *opts)
 	if (opts->ttl != NULL && !valid_ttl(opts->ttl))
 		usage_error("--ttl must be a positive whole number of seconds, not \"%s\"",
 					opts->ttl);
+	if (opts->watch_prefix != NULL && strcmp(opts->command, "watch") != 0)
+		usage_error("--prefix applies to watch only");
 	if (opts->content_type != NULL &&
 		(opts->content_type[0] == '\0' ||
 		 strpbrk(opts->content_type, "\r\n") != NULL))
@@ -1090,6 +1443,9 @@ main(int argc, char **argv)
 		code = cmd_del(curl, &opts);
 	else if (strcmp(opts.command, "list") == 0)
 		code = cmd_list(curl, &opts);
+	else if (strcmp(opts.command, "watch") == 0)
+		code = opts.watch_prefix != NULL ? cmd_watch_prefix(curl, &opts)
+			: cmd_watch_key(curl, &opts);
 	else
 		code = cmd_stats(curl, &opts);
 

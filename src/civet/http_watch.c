@@ -259,7 +259,7 @@ kv_list_now(const KvHttpCtx *ctx, KvRequest *req)
  * GET /kv/?prefix=P&wait=D&index=N: the listing as soon as some key under P
  * changed after index N (or the ring cannot tell: N too old, from an
  * earlier run, a cache reset), else at the deadline the same listing with
- * the index it was verified up to.  The first listing is made at once: it
+ * the index the client sent.  The first listing is made at once: it
  * checks who asks (nobody learns of changes they may not list) and is the
  * answer if nothing changes.  Takes ownership of 'req'.
  */
@@ -313,8 +313,12 @@ kv_watch_list(const KvHttpCtx *ctx, KvRequest *req, int64_t wait_ms,
 		status = send_stopping(ctx);
 	else if (w == KV_WAKE_DEADLINE)
 	{
-		/* nothing under the prefix changed up to 'seen': the same page */
-		req->change_index = seen;
+		/*
+		 * Nothing under the prefix changed: the same page and the same
+		 * index, so a new index always means a change (or that the server
+		 * could not tell).
+		 */
+		req->change_index = base;
 		status = kv_send_request_reply(ctx, req);
 	}
 	else
