@@ -13,6 +13,7 @@
 #   make fuzzcheck           libFuzzer smoke pass over the request parser
 #                            (needs clang); `make fuzz` for a real run
 #   make bench               the benchmark (as root)
+#   make bench-watch         wake-up latency of watches (after make install)
 #   ./scripts/test.sh        all of it, from a root shell on a fresh Debian 12
 #
 # Sources: src/civet/ runs on civetweb's threads and never calls PostgreSQL;
@@ -190,9 +191,13 @@ clean-fuzz:
 bench:
 	$(srcdir)/bench/run.sh
 
+# wake-up latency of watches (commit to response, 100 watchers), after make install
+bench-watch:
+	$(srcdir)/bench/watch.sh
+
 # the long linearizability run (the test suite runs a short one)
 lincheck-long:
 	$(srcdir)/test/lincheck/long_run.sh
 
 .PHONY: boundarycheck unitcheck kvcli install-kvcli clean-kvcli clean-fuzz \
-	lincheck-long bench fuzz fuzzcheck
+	lincheck-long bench bench-watch fuzz fuzzcheck
