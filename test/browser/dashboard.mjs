@@ -162,6 +162,26 @@ async function main() {
   await waitText('#output', (t) => t.includes(value), 'get from the listing');
   ok('clicking a listed key gets it');
 
+  // watch the key, then its prefix: changes made elsewhere show up
+  await page.fill('#key', key);
+  await page.click('#btn-watch');
+  await waitText('#watch-log', (t) => t.includes(JSON.stringify(value)), 'watch: the value');
+  const kvSend = (k, init) => fetch(new URL('/kv/' + encodeURIComponent(k), url), init);
+  await kvSend(key, { method: 'PUT', body: 'changed elsewhere' });
+  await waitText('#watch-log', (t) => t.includes('"changed elsewhere"'), 'watch: the new value');
+  ok('watching a key shows a value written elsewhere');
+  const other = `dashboard-test/${process.pid}-watched`;
+  await page.click('#btn-watch-prefix');
+  await waitText('#watch-log', (t) => /1 key\(s\); waiting/.test(t), 'watch prefix: started');
+  await kvSend(other, { method: 'PUT', body: 'x' });
+  await waitText('#watch-log', (t) => t.includes(`created ${other}`), 'watch prefix: created');
+  await kvSend(other, { method: 'DELETE' });
+  await waitText('#watch-log', (t) => t.includes(`deleted ${other}`), 'watch prefix: deleted');
+  await page.click('#btn-watch-stop');
+  await waitText('#watch-status', (t) => /Not watching/.test(t), 'watch: stop');
+  await kvSend(key, { method: 'PUT', body: value });
+  ok('watching a prefix shows keys created and deleted elsewhere; Stop stops');
+
   // the live panel moves and fills in
   const after = num(await waitText('#stat-requests', (t) => num(t) > before, 'request total'));
   ok(`request total moved: ${before} -> ${after}`);

@@ -53,13 +53,14 @@ subtest 'GET / is one self-contained HTML page' => sub {
 	like(header($res, 'Content-Type'), qr{^text/html\b}i, 'Content-Type is text/html');
 	my $page = $res->{content} // '';
 	like($page, qr/<!doctype html>/i, 'an HTML document');
-	cmp_ok(length($page), '<', 20 * 1024, 'smaller than 20 KB');
+	cmp_ok(length($page), '<', 24 * 1024, 'smaller than 24 KB');
 	my @external = $page =~ m{(https?://[^\s"'<>)]*)}gi;
 	is_deeply(\@external, [], 'no http:// or https:// anywhere in the page');
 	my @relative = $page =~ m{((?:src|href|action)\s*=\s*["']?//[^\s"'>]*|url\(\s*["']?//[^)]*|\@import)}gi;
 	is_deeply(\@relative, [], 'no protocol-relative src, href or url(), no @import');
 	like($page, qr/\bid="$_"/, "has #$_")
-	  foreach qw(key value btn-put btn-get btn-del btn-list output
+	  foreach qw(key value btn-put btn-get btn-del btn-list btn-watch
+	  btn-watch-prefix watch-log output
 	  stat-rps stat-hit stat-p99 stat-fill stat-requests);
 
 	my $head = $kv->http('HEAD', '/');
