@@ -26,6 +26,16 @@
  * (raised to just below the first index this run publishes, or to the WAL
  * position when the worker starts) makes such a watcher answer at once.
  *
+ * Hot standbys: no trigger fires during replay, and the WAL record of
+ * rmgr.c is replayed before its transaction's commit is, so it cannot say
+ * when the change becomes visible.  Instead the worker's main thread calls
+ * kvwatch_standby_tick() at every turn of its loop (every 100 ms while
+ * anyone watches): when replay has advanced, it publishes the replay
+ * position as the index, with an "everything" slot.  Watchers then look
+ * again whenever anything was replayed, at most once a turn: a change is
+ * seen within about 100 ms of its replay, never missed, and the index goes
+ * on from the primary's WAL positions after a promotion.
+ *
  * Locking: the "kvserver watch" LWLock serializes writers (committing
  * backends, executors, the worker); readers take no lock (seqlock per
  * slot, see watch_shared.h).  The per-transaction notes are static
@@ -254,6 +264,30 @@ kvwatch_worker_start(void)
 	if (pg_atomic_read_u64(&watch->index) == 0 && lsn > 0)
 	{
 		raise_forgotten(lsn);
+		pg_atomic_write_u64(&watch->index, lsn);
+	}
+	LWLockRelease(watch_lock);
+}
+
+/*
+ * Hot standby, worker's main thread: publish what replay brought (see the
+ * header comment).  Everything replayed up to that position is visible.
+ */
+void
+kvwatch_standby_tick(void)
+{
+	uint64		lsn;
+
+	if (watch == NULL)
+		return;
+	lsn = (uint64) GetXLogReplayRecPtr(NULL);
+	if (lsn <= pg_atomic_read_u64(&watch->index))
+		return;
+	LWLockAcquire(watch_lock, LW_EXCLUSIVE);
+	if (lsn > pg_atomic_read_u64(&watch->index))
+	{
+		write_slot(lsn, KVWATCH_SLOT_PREFIX, 0, 0, "", 0);
+		pg_memory_barrier();
 		pg_atomic_write_u64(&watch->index, lsn);
 	}
 	LWLockRelease(watch_lock);

@@ -17,6 +17,7 @@ extern void kvwatch_shmem_request(void);
 extern void kvwatch_shmem_startup(void);
 extern void *kvwatch_shared(void);
 extern void kvwatch_worker_start(void);
+extern void kvwatch_standby_tick(void);
 
 /* invalidate.c, for the transaction being committed */
 extern void kvwatch_note_key(const char *key, size_t key_len, uint64 hash);

@@ -74,6 +74,9 @@
 #define EXPIRE_BATCH	500
 #define EXPIRE_ROUNDS	20
 
+/* How often a hot standby tells watchers about replay, while any wait. */
+#define KV_STANDBY_WATCH_MS	100
+
 /* What the running HTTP server was started with. */
 static char *http_listen_active = NULL;
 static int	http_port_active = 0;
@@ -159,6 +162,9 @@ kvserver_worker_main(Datum main_arg)
 		}
 
 		publish_node_role();
+		/* replay fires no trigger: a standby's watchers learn of it here */
+		if (RecoveryInProgress())
+			kvwatch_standby_tick();
 		/* the executors serve the queue; without any, this thread does */
 		if (!kv_pool_serve())
 			kv_batch_serve(kvq_take_all);
@@ -223,6 +229,11 @@ static long
 wait_timeout(void)
 {
 	long		timeout = kv_batch_has_deferred() ? KV_RETRY_MS : KV_AUTH_TICK_MS;
+
+	/* a standby's watchers hear of replayed changes at every turn */
+	if (timeout > KV_STANDBY_WATCH_MS && kv_watch_count() > 0 &&
+		RecoveryInProgress())
+		timeout = KV_STANDBY_WATCH_MS;
 
 	if (kvserver_expire_interval_s > 0)
 	{
