@@ -12,7 +12,8 @@
  *			is not /kv/..., on the whole path) with several max lengths,
  *			and on each '/'-separated segment.
  * QUERY -> kv_query_param (fixed names and one name taken from the input),
- *			kv_parse_list_query, kv_parse_ttl, kv_parse_int64.  With no
+ *			kv_parse_list_query, kv_parse_ttl, kv_parse_watch_query (and
+ *			kv_parse_duration on its wait), kv_parse_int64.  With no
  *			second '\n' the query is NULL, as civetweb gives it.  The
  *			query line (and the path) also go to kv_parse_etag as an
  *			If-Match / If-None-Match header value.
@@ -610,6 +611,47 @@ fuzz_list_query(const char *query, Keys *keys)
 	free(wl);
 }
 
+/*
+ * ?wait= and &index=: never a crash; a success leaves a duration from -1
+ * (absent) to a year, and a failure says why; the wait value alone must
+ * parse the same way through kv_parse_duration().
+ */
+static void
+fuzz_watch_query(const char *query)
+{
+	int64_t		wait_ms = -777;
+	int64_t		key_wait_ms = -777;
+	uint64_t	index = 777;
+	bool		has_index = true;
+	const char *why = NULL;
+	KvError		err = kv_parse_watch_query(query, &wait_ms, &index, &has_index,
+										   &why);
+	KvError		key_err = kv_parse_watch_query(query, &key_wait_ms, NULL, NULL,
+											   &why);
+
+	if (err != KV_ERR_NONE)
+		CHECK(why != NULL && wait_ms == -1,
+			  "kv_parse_watch_query failed without a reason or left a wait");
+	else
+	{
+		CHECK(wait_ms >= -1 && wait_ms <= INT64_C(366) * 24 * 3600 * 1000,
+			  "kv_parse_watch_query: wait %" PRId64 " ms out of range", wait_ms);
+		CHECK(has_index || index == 0, "no index, yet index %" PRIu64, index);
+		CHECK(key_err == KV_ERR_NONE && key_wait_ms == wait_ms,
+			  "without index the wait parses differently");
+	}
+	if (query != NULL)
+	{
+		char	   *s = NULL;
+		int64_t		ms = -777;
+
+		if (ref_query_param(query, "wait", &s) == KV_ERR_NONE && s != NULL &&
+			kv_parse_duration(s, &ms))
+			CHECK(ms >= 0, "kv_parse_duration gave %" PRId64, ms);
+		free(s);
+	}
+}
+
 static void
 fuzz_ttl(const char *query)
 {
@@ -1062,6 +1104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* QUERY */
 	fuzz_ttl(query);
+	fuzz_watch_query(query);
 	fuzz_list_query(query, &keys);
 	if (query != NULL)
 	{

@@ -142,11 +142,9 @@ kv_handle_key(const KvHttpCtx *ctx, const char *key_raw)
 	if (ctx->reads)
 	{
 		int64_t		wait_ms;
-		uint64_t	index;
-		bool		has_index;
 
-		if (kv_parse_watch_query(ctx->ri->query_string, &wait_ms, &index,
-								 &has_index, &why) != KV_ERR_NONE)
+		if (kv_parse_watch_query(ctx->ri->query_string, &wait_ms, NULL,
+								 NULL, &why) != KV_ERR_NONE)
 		{
 			free(key);
 			return kv_send_error(ctx, 400, KV_ERR_BAD_REQUEST, why, NULL,

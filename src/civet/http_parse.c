@@ -334,8 +334,8 @@ kv_parse_duration(const char *s, int64_t *ms)
 }
 
 /*
- * ?wait=DURATION (*wait_ms = -1 when absent) and, for listings,
- * &index=N (*has_index false when absent).
+ * ?wait=DURATION (*wait_ms = -1 when absent) and, for listings (a non-NULL
+ * 'index'), &index=N (*has_index false when absent).
  */
 KvError
 kv_parse_watch_query(const char *query, int64_t *wait_ms, uint64_t *index,
@@ -346,12 +346,16 @@ kv_parse_watch_query(const char *query, int64_t *wait_ms, uint64_t *index,
 	KvError		err = KV_ERR_NONE;
 
 	*wait_ms = -1;
-	*index = 0;
-	*has_index = false;
+	if (index != NULL)
+	{
+		*index = 0;
+		*has_index = false;
+	}
 	if (query == NULL)
 		return KV_ERR_NONE;
 	if (kv_query_param(query, "wait", &w) != KV_ERR_NONE ||
-		kv_query_param(query, "index", &ix) != KV_ERR_NONE)
+		(index != NULL &&
+		 kv_query_param(query, "index", &ix) != KV_ERR_NONE))
 	{
 		*why = "malformed query string: bad percent-encoding, NUL or a repeated parameter";
 		err = KV_ERR_BAD_REQUEST;

@@ -26,6 +26,11 @@
  * PREPARE TRANSACTION after writing kv_store is refused: the commit would
  * come later, maybe from another backend, and nobody would invalidate.
  *
+ * Watches: the row trigger also notes each key for watch.c, and the COMMIT
+ * callback publishes them as a new change index, last, after the cache
+ * entries are gone, so a watcher woken by it reads the new state.  An abort
+ * publishes nothing.
+ *
  * Hot standbys: triggers do not fire during replay, so at PRE_COMMIT the
  * same hashes also go into one WAL record of kvserver's resource manager
  * (rmgr.c), ahead of the commit record; a standby's replay of it does there

@@ -75,10 +75,16 @@ subtest 'a change under the prefix wakes the watch; elsewhere it does not' => su
 	is(keys_of(decode_json_body($r)), 'q/1', 'the same page');
 	is($r->{headers}{'x-kv-index'}, $n, 'and the same index');
 
-	my (undef, $m) = list('q/');
 	$w = KvWatch::start($kv, "/kv/?prefix=q/&wait=1s&index=" . $r->{headers}{'x-kv-index'});
 	$r = KvWatch::finish($w);
 	cmp_ok($r->{elapsed}, '>=', 0.9, 'watching from that index waits again');
+
+	# longer than kvserver.request_timeout (5s here), which bounds idle
+	# connections and database waits, not watches
+	$w = KvWatch::start($kv, "/kv/?prefix=q/&wait=7s&index=" . $r->{headers}{'x-kv-index'});
+	$r = KvWatch::finish($w);
+	is($r->{status}, 200, 'a 7 s watch is answered');
+	cmp_ok($r->{elapsed}, '>=', 6.9, 'after its 7 s');
 };
 
 subtest 'a delete, a create, TRUNCATE' => sub {
