@@ -44,7 +44,8 @@
  *	  waits with GET /kv/KEY?wait= and If-None-Match, so nothing is polled.
  *	  watch --prefix PREFIX prints a line per change under PREFIX: "created
  *	  KEY", "deleted KEY", or "changed PREFIX" when keys kept their names
- *	  but some value changed (a listing does not say which); it waits with
+ *	  but some value changed (a listing does not say which) or the server
+ *	  could not tell what changed (after its restart, say); it waits with
  *	  GET /kv/?prefix=&wait=&index= and lists every page again on a change.
  *	  Both wait WATCH_WAIT at a time (below the stall timeout) and start
  *	  again; a 429 (kvserver.max_watchers) or 503 waits Retry-After first.

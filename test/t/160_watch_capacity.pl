@@ -73,7 +73,7 @@ subtest 'waiting is not counted as request time' => sub {
 	my $w = KvWatch::start($kv, '/kv/w1?wait=1500ms', 'If-None-Match' => etag_of('w1'));
 	is(KvWatch::finish($w)->{status}, 304, 'a 1.5 s watch');
 	my $after = metric('kvserver_http_request_duration_seconds_sum');
-	cmp_ok($after - $before, '<', 0.5, 'adds well under its wait to the duration sum');
+	cmp_ok($after - $before, '<', 1, 'adds well under its 1.5 s wait to the duration sum');
 };
 
 subtest 'an HTTP server restart answers waiting watches' => sub {

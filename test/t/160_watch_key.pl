@@ -19,7 +19,7 @@ use KvWatch;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $kv = KvServerTest->new('watch_key', conf => "kvserver.max_wait = '3s'\n");
+my $kv = KvServerTest->new('watch_key');
 my $node = $kv->node;
 
 sub etag_of
@@ -46,7 +46,7 @@ subtest 'without If-None-Match, or with a stale one, it answers at once' => sub 
 	is($r->{status}, 404, 'an absent key: 404 at once');
 	$r = $kv->http('GET', '/kv/k?wait=0', undef, { 'If-None-Match' => $etag });
 	is($r->{status}, 304, 'wait=0: 304 at once');
-	cmp_ok(time() - $t0, '<', 2, 'all of them without waiting');
+	cmp_ok(time() - $t0, '<', 5, 'all of them without waiting (10 s)');
 };
 
 subtest 'malformed durations are 400' => sub {
@@ -72,13 +72,16 @@ subtest '304 after the wait; kvserver.max_wait caps it' => sub {
 	is($r->{status}, 304, '304 Not Modified');
 	is($r->{headers}{etag}, $etag, 'with the ETag');
 	cmp_ok($r->{elapsed}, '>=', 0.95, 'after the second asked for');
-	cmp_ok($r->{elapsed}, '<', 2.5, 'not much later');
+	cmp_ok($r->{elapsed}, '<', 4, 'not much later');
 
+	sql("ALTER SYSTEM SET kvserver.max_wait = '3s'; SELECT pg_reload_conf()");
+	usleep(500_000);
 	$w = KvWatch::start($kv, '/kv/k?wait=5min', 'If-None-Match' => $etag);
 	$r = KvWatch::finish($w);
 	is($r->{status}, 304, 'wait=5min: 304');
 	cmp_ok($r->{elapsed}, '>=', 2.9, 'after kvserver.max_wait (3s)');
-	cmp_ok($r->{elapsed}, '<', 5, 'not after 5 minutes');
+	cmp_ok($r->{elapsed}, '<', 6, 'not after 5 minutes');
+	sql("ALTER SYSTEM RESET kvserver.max_wait; SELECT pg_reload_conf()");
 };
 
 # Start a watch on 'k', let it settle, run 'act', and return the answer.
@@ -104,7 +107,8 @@ subtest 'woken by a plain SQL UPDATE, with the new value' => sub {
 	is($r->{content}, 'sql', 'the new value');
 	isnt($r->{headers}{etag}, $r->{old_etag}, 'a new ETag');
 	is($r->{headers}{etag}, etag_of('k'), 'the current one');
-	cmp_ok($r->{since_act}, '<', 1, 'answered within a second of the commit');
+	# the wake-up takes milliseconds (make bench-watch); this only says "at once"
+	cmp_ok($r->{since_act}, '<', 2, 'answered within two seconds of the commit');
 	note sprintf('wake-up after the UPDATE returned: %.1f ms', 1000 * $r->{since_act});
 };
 
@@ -117,7 +121,7 @@ subtest 'woken by HTTP PUT, kv_put and a multi-statement transaction' => sub {
 		sql("BEGIN; UPDATE kv_store SET value = 'txn' WHERE key = 'k'; SELECT pg_sleep(0.5); COMMIT");
 	});
 	is("$r->{status} $r->{content}", '200 txn', 'a transaction');
-	cmp_ok($r->{since_act}, '<', 1, 'answered once it committed');
+	cmp_ok($r->{since_act}, '<', 2, 'answered once it committed');
 };
 
 subtest 'never before the commit, never for a rollback' => sub {
@@ -156,7 +160,7 @@ subtest 'deleted, truncated or expired: 404' => sub {
 	my $w = KvWatch::start($kv, '/kv/k?wait=20s', 'If-None-Match' => $tag);
 	$r = KvWatch::finish($w);
 	is($r->{status}, 404, 'a TTL that runs out: 404');
-	cmp_ok($r->{elapsed}, '<', 3.5, 'when it expires, not at the deadline');
+	cmp_ok($r->{elapsed}, '<', 8, 'when it expires, not at the deadline (20 s)');
 };
 
 subtest 'If-None-Match: * waits for the key to go; HEAD works too' => sub {

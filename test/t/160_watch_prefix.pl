@@ -123,7 +123,7 @@ subtest 'changes already made after the index answer at once' => sub {
 	$kv->http('PUT', '/kv/p/late', 'x');
 	my $t0 = time();
 	my $r = $kv->http('GET', "/kv/?prefix=p/&wait=20s&index=$n");
-	cmp_ok(time() - $t0, '<', 2, 'at once');
+	cmp_ok(time() - $t0, '<', 5, 'at once (the wait is 20 s)');
 	is(keys_of(decode_json_body($r)), 'p/late', 'with the change');
 
 	(undef, $n) = list('p/');
@@ -150,7 +150,7 @@ subtest 'an index it cannot vouch for answers at once' => sub {
 		my $t0 = time();
 		my $r = $kv->http('GET', "/kv/?prefix=p/&wait=20s&index=$bad");
 		is($r->{status}, 200, "index=$bad: 200");
-		cmp_ok(time() - $t0, '<', 2, "index=$bad: at once");
+		cmp_ok(time() - $t0, '<', 5, "index=$bad: at once");
 		is($r->{headers}{'x-kv-index'}, $n, 'with the current index');
 	}
 
@@ -165,7 +165,7 @@ subtest 'an index it cannot vouch for answers at once' => sub {
 	cmp_ok($after, '>', $n, 'with a newer index');
 	my $t0 = time();
 	$r = $kv->http('GET', "/kv/?prefix=p/&wait=20s&index=$n");
-	cmp_ok(time() - $t0, '<', 2, 'the index from before the reset: at once');
+	cmp_ok(time() - $t0, '<', 5, 'the index from before the reset: at once');
 	$w = KvWatch::start($kv, "/kv/?prefix=p/&wait=1s&index=$after");
 	$r = KvWatch::finish($w);
 	cmp_ok($r->{elapsed}, '>=', 0.9, 'the new one waits');
@@ -177,7 +177,7 @@ subtest 'an index it cannot vouch for answers at once' => sub {
 	cmp_ok($m, '>', $after, 'after a restart the index is still larger');
 	$t0 = time();
 	$r = $kv->http('GET', "/kv/?prefix=p/&wait=20s&index=$after");
-	cmp_ok(time() - $t0, '<', 2, 'an index from before the restart: at once');
+	cmp_ok(time() - $t0, '<', 5, 'an index from before the restart: at once');
 	$kv->http('PUT', '/kv/q/after-restart', 'x');
 	(undef, $m) = list('p/');
 	$w = KvWatch::start($kv, "/kv/?prefix=p/&wait=20s&index=$m");
