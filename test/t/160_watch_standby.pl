@@ -62,18 +62,29 @@ subtest 'a prefix watch on the standby sees a replayed delete' => sub {
 	my $r = $skv->http('GET', '/kv/?prefix=p/');
 	my $n = $r->{headers}{'x-kv-index'};
 	like($n, qr/^\d+$/, 'the standby lists with X-Kv-Index');
+	# Anything replayed (a checkpoint's WAL too) wakes a standby's prefix
+	# watchers, which then answer with a newer index and maybe the same
+	# page: follow the indexes until the delete shows, as a client would.
 	my $w = KvWatch::start($skv, "/kv/?prefix=p/&wait=20s&index=$n");
-	ok(!KvWatch::answered_within($w, 0.5), 'waits');
 	$primary->safe_psql('postgres', "DELETE FROM kv_store WHERE key = 'p/2'");
-	$r = KvWatch::finish($w);
-	is_deeply(decode_json_body($r)->{keys}, [ 'p/1', 'p/3' ], 'the page without the key');
-	cmp_ok($r->{headers}{'x-kv-index'}, '>', $n, 'a newer index');
-	$n = $r->{headers}{'x-kv-index'};
+	my $deadline = time() + 20;
+	my @keys;
+	while (1)
+	{
+		$r = KvWatch::finish($w);
+		is($r->{status}, 200, 'answered');
+		cmp_ok($r->{headers}{'x-kv-index'}, '>', $n, 'with a newer index');
+		$n = $r->{headers}{'x-kv-index'};
+		@keys = @{ decode_json_body($r)->{keys} };
+		last if @keys == 2 || time() > $deadline;
+		$w = KvWatch::start($skv, "/kv/?prefix=p/&wait=20s&index=$n");
+	}
+	is_deeply(\@keys, [ 'p/1', 'p/3' ], 'the page without the key');
 
 	# promotion: the index goes on growing, and watches keep working
 	$standby->promote;
 	ok($skv->wait_for_health(200, 30), 'promoted');
-	my $deadline = time() + 10;
+	$deadline = time() + 10;
 	$r = $skv->http('PUT', '/kv/p/4', 'after promotion');
 	while ($r->{status} != 201 && time() < $deadline)
 	{
