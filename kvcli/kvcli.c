@@ -1089,9 +1089,11 @@ cmd_watch_prefix(CURL *curl, const Options *opts)
 				continue;
 			goto fail;
 		}
-		/* a new index means a change; the same one, a wait that ran out */
-		if (strcmp(new_index, index) != 0 &&
-			!print_key_changes(&keys, &now))
+		/*
+		 * Keys that came or went are printed; a new index with the same
+		 * keys means a value changed (the same index: the wait ran out)
+		 */
+		if (!print_key_changes(&keys, &now) && strcmp(new_index, index) != 0)
 			printf("changed %s\n", prefix);
 		if (fflush(stdout) != 0)
 			die(EXIT_LOCAL, "write to standard output failed");

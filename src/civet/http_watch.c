@@ -270,8 +270,9 @@ kv_watch_list(const KvHttpCtx *ctx, KvRequest *req, int64_t wait_ms,
 	int64_t		deadline = watch_deadline(wait_ms);
 	KvWatchTarget target;
 	KvRequest  *again;
-	uint64_t	seen;
+	uint64_t	seen = base;
 	KvWatchWake w;
+	bool		changed;
 	int			status;
 
 	if ((again = copy_list_request(req)) == NULL)
@@ -287,10 +288,23 @@ kv_watch_list(const KvHttpCtx *ctx, KvRequest *req, int64_t wait_ms,
 		return status;
 	}
 	kvwr_target(&target, again->prefix, strlen(again->prefix), true);
-	if (req->error != KV_ERR_NONE ||
-		kvwr_scan(&target, base, &seen) == KV_WATCH_CHANGED ||
-		kvq_now_ms() >= deadline)
+	changed = (req->error == KV_ERR_NONE &&
+			   kvwr_scan(&target, base, &seen) == KV_WATCH_CHANGED);
+	if (req->error != KV_ERR_NONE || changed || kvq_now_ms() >= deadline)
 	{
+		/*
+		 * The client's own index means "nothing changed": if the change
+		 * was published while the first listing ran, list once more, with
+		 * an index that has moved past it.
+		 */
+		if (changed && req->change_index == base)
+		{
+			kvq_request_free(req);
+			return kv_list_now(ctx, again);
+		}
+		/* no wait left (wait=0), and nothing changed: the client's index */
+		if (req->error == KV_ERR_NONE && !changed)
+			req->change_index = base;
 		kvq_request_free(again);
 		status = kv_send_request_reply(ctx, req);
 		kvq_request_free(req);

@@ -51,7 +51,12 @@ subtest 'every listing carries X-Kv-Index; commits move it, rollbacks do not' =>
 	cmp_ok($i2, '>', $i1, 'a commit elsewhere moves it too');
 	my (undef, $i3) = list('');
 	cmp_ok($i3, '>=', $i2, 'it is one counter for every prefix');
-	my $r = $kv->http('GET', '/kv/?prefix=p/&index=abc&wait=1s');
+	my $r = $kv->http('GET', "/kv/?prefix=p/&index=$i2&wait=0");
+	is($r->{headers}{'x-kv-index'}, $i2, 'wait=0 without a change: at once, the same index');
+	sql("UPDATE kv_store SET value = 'q3' WHERE key = 'q/1'");
+	$r = $kv->http('GET', "/kv/?prefix=p/&index=$i2&wait=0");
+	is($r->{headers}{'x-kv-index'}, $i2, 'and after a change elsewhere, still the same index');
+	$r = $kv->http('GET', '/kv/?prefix=p/&index=abc&wait=1s');
 	is_error($r, 400, 'bad_request', 'a malformed index');
 	$r = $kv->http('GET', '/kv/?prefix=p/&index=1&wait=forever');
 	is_error($r, 400, 'bad_request', 'a malformed wait');
