@@ -115,13 +115,17 @@ src/civet/dashboard_html.c: web/dashboard.html scripts/embed.pl
 	perl $(srcdir)/scripts/embed.pl kv_dashboard_html < $< > $@
 
 # The thread boundary: no object of src/civet/ may reference a PostgreSQL
-# symbol (palloc, ereport, SPI, LWLocks...), whatever its #includes say.
+# symbol (palloc, ereport, SPI, LWLocks...), whatever its #includes say,
+# nor any symbol the server binary exports (it would bind to the server's).
 # The OpenSSL shims run on civetweb threads too; they may use OpenSSL.
 boundarycheck: $(CIVET_OBJS) $(TLS_SHIM_OBJS)
-	$(srcdir)/test/boundary/check_symbols.sh $(CIVET_OBJS)
-	$(srcdir)/test/boundary/check_symbols.sh --allow-lib libssl.so.3 \
+	PG_SERVER_BIN='$(bindir)/postgres' \
+		$(srcdir)/test/boundary/check_symbols.sh $(CIVET_OBJS)
+	PG_SERVER_BIN='$(bindir)/postgres' \
+		$(srcdir)/test/boundary/check_symbols.sh --allow-lib libssl.so.3 \
 		--allow-lib libcrypto.so.3 $(TLS_SHIM_OBJS)
-	$(srcdir)/test/boundary/check_symbols.sh --self-test
+	PG_SERVER_BIN='$(bindir)/postgres' \
+		$(srcdir)/test/boundary/check_symbols.sh --self-test
 
 # The OpenSSL shims for civetweb (src/tls/kvserver_ssl_shim.c says why and
 # how): each has the SONAME civetweb dlopen()s and depends on the real

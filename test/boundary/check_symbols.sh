@@ -20,10 +20,19 @@
 #   check_symbols.sh --self-test  proves the check catches a planted palloc()
 #                                 call and passes a plain malloc() one, and
 #                                 that --allow-lib widens the list for the
-#                                 objects checked with it only
+#                                 objects checked with it only (and, with
+#                                 PG_SERVER_BIN, that a json_object() call
+#                                 is caught)
 #
 # An allow-list, not a deny-list: a PostgreSQL symbol nobody thought of
 # still fails, because the server binary is not among the libraries.
+#
+# With PG_SERVER_BIN set to the server binary (the Makefile sets it), a
+# symbol that binary exports fails too, even when an allowed library
+# defines it: the executable comes first in the dynamic linker's search, so
+# the module's reference binds to the server's function.  (jansson's
+# json_object() and PostgreSQL's SQL function json_object() are one such
+# pair: a call on a civetweb thread ran the SQL function and crashed.)
 set -euo pipefail
 
 die() { printf 'check_symbols.sh: %s\n' "$*" >&2; exit 2; }
@@ -70,6 +79,12 @@ check() {
 	nm --defined-only -g "${objs[@]}" 2>/dev/null | awk 'NF >= 3 { print $3 }' |
 		sort -u >>"$tmp/allowed"
 	sort -u -o "$tmp/allowed" "$tmp/allowed"
+	: >"$tmp/server"
+	if [ -n "${PG_SERVER_BIN:-}" ]; then
+		[ -f "$PG_SERVER_BIN" ] || die "no such server binary: $PG_SERVER_BIN"
+		nm -D --defined-only "$PG_SERVER_BIN" | awk 'NF >= 3 { print $3 }' |
+			sed 's/@.*//' | sort -u >"$tmp/server"
+	fi
 	for obj in "${objs[@]}"; do
 		nm -u "$obj" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$tmp/undef"
 		comm -23 "$tmp/undef" "$tmp/allowed" >"$tmp/bad"
@@ -82,6 +97,12 @@ check() {
 			fi
 			rc=1
 		done <"$tmp/bad"
+		comm -12 "$tmp/undef" "$tmp/server" >"$tmp/shadowed"
+		while IFS= read -r sym; do
+			[ -n "$sym" ] || continue
+			printf 'BOUNDARY VIOLATION: %s references %s, which the server binary defines too: the call would run the server'"'"'s\n' "$obj" "$sym"
+			rc=1
+		done <"$tmp/shadowed"
 	done
 	if [ "$rc" -eq 0 ]; then
 		printf 'boundary: %d civetweb-side objects reference only libc, libm, civetweb, jansson, libcrypto%s and each other\n' \
@@ -129,7 +150,23 @@ C
 		printf 'boundary self-test FAILED: --allow-lib libssl.so.3 refused SSL_new()\n%s\n' "$out"
 		return 1
 	fi
-	printf 'boundary self-test: a planted palloc() is caught, malloc() passes, SSL_new() only with --allow-lib libssl.so.3\n'
+	if [ -n "${PG_SERVER_BIN:-}" ]; then
+		cat >"$tmp/shadow.c" <<'C'
+extern void *json_object(void);
+void *shadow(void) { return json_object(); }
+C
+		cc -c -o "$tmp/shadow.o" "$tmp/shadow.c"
+		if out=$(check "$tmp/shadow.o" 2>&1); then
+			printf 'boundary self-test FAILED: a json_object() call (jansson, and a function of the server) passed\n%s\n' "$out"
+			return 1
+		fi
+		case $out in
+			*"references json_object, which the server binary defines too"*) ;;
+			*) printf 'boundary self-test FAILED: unexpected report:\n%s\n' "$out"; return 1 ;;
+		esac
+	fi
+	printf 'boundary self-test: a planted palloc() is caught, malloc() passes, SSL_new() only with --allow-lib libssl.so.3%s\n' \
+		"$([ -z "${PG_SERVER_BIN:-}" ] || printf ', json_object() (also the server'"'"'s) is caught')"
 }
 
 if [ "${1:-}" = --self-test ]; then
