@@ -35,6 +35,7 @@ CIVET_OBJS = \
 	src/civet/http_request.o \
 	src/civet/http_server.o \
 	src/civet/http_watch.o \
+	src/civet/http_txn.o \
 	src/civet/kv_api.o \
 	src/civet/metrics.o \
 	src/civet/node_role.o \
@@ -58,6 +59,7 @@ PG_OBJS = \
 	src/pg/store.o \
 	src/pg/tls.o \
 	src/pg/watch.o \
+	src/pg/txn.o \
 	src/pg/wire.o \
 	src/pg/worker.o
 

@@ -17,10 +17,13 @@
  *			second '\n' the query is NULL, as civetweb gives it.  The
  *			query line (and the path) also go to kv_parse_etag as an
  *			If-Match / If-None-Match header value.
- * BODY  -> kv_parse_create_body (not NUL-terminated, exact-size buffer),
- *			on a thread with civetweb's stack size (100 KiB), as in the
- *			server, so nesting that gets past the depth limit into
- *			jansson's recursive parser overflows the stack here too.
+ * BODY  -> kv_parse_create_body and kv_parse_txn_body (POST /txn, under
+ *			three sets of limits; what it accepts then goes through
+ *			kv_json_txn_results with made-up results), each on a
+ *			not NUL-terminated, exact-size buffer, on a thread with
+ *			civetweb's stack size (100 KiB), as in the server, so nesting
+ *			that gets past the depth limit into jansson's recursive parser
+ *			overflows the stack here too.
  * Then kv_json_error, kv_json_keys,
  * kv_json_write_reply and kv_json_health on what was decoded (and on raw,
  * possibly invalid, bytes).
@@ -34,8 +37,9 @@
  * written reference implementation in this file (differential fuzzing), and
  * against invariants: decoded keys are non-empty, NUL-free, strict UTF-8
  * and within the max length; limit is in 1..KV_LIST_MAX_LIMIT; ttl is 0 or
- * in 1..KV_MAX_TTL_SECONDS; JSON replies are ASCII and parse back to what
- * went in.  A failed check prints what differed and aborts, which libFuzzer
+ * in 1..KV_MAX_TTL_SECONDS; a transaction's operations keep every rule and
+ * match the JSON, base64 against a reference decoder; JSON replies are
+ * ASCII and parse back to what went in.  A failed check prints what differed and aborts, which libFuzzer
  * records as a crash-* file.
  *
  *-------------------------------------------------------------------------
@@ -381,6 +385,8 @@ fuzz_route(const char *path, const char **key_raw_out)
 		want = KV_ROUTE_METRICS;
 	else if (strcmp(path, "/") == 0)
 		want = KV_ROUTE_DASHBOARD;
+	else if (strcmp(path, "/txn") == 0)
+		want = KV_ROUTE_TXN;
 	CHECK(r == want, "kv_route(\"%s\") = %d, want %d", path, r, want);
 	if (r == KV_ROUTE_KEY)
 		CHECK(key_raw == path + 4 && *key_raw != '\0',
@@ -786,6 +792,303 @@ fuzz_create_body(const uint8_t *data, size_t size, Keys *keys,
 	free(body);
 }
 
+/*
+ * Strict base64 (RFC 4648, padded), written plainly: the reference for the
+ * OpenSSL-backed decoder behind "value_base64".  Returns the decoded length,
+ * or -1 when 's' is not base64.
+ */
+static long
+ref_base64_decode(const char *s, size_t n, unsigned char *out)
+{
+	static const char alpha[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		i;
+	long		o = 0;
+
+	if (n % 4 != 0)
+		return -1;
+	for (i = 0; i < n; i += 4)
+	{
+		int			v[4];
+		int			j;
+		int			pad = 0;
+
+		for (j = 0; j < 4; j++)
+		{
+			const char *p = s[i + j] ? strchr(alpha, s[i + j]) : NULL;
+
+			if (s[i + j] == '=' && i + 4 == n && j >= 2)
+			{
+				v[j] = 0;
+				pad++;
+				continue;
+			}
+			if (p == NULL || pad > 0)
+				return -1;
+			v[j] = (int) (p - alpha);
+		}
+		out[o++] = (unsigned char) ((v[0] << 2) | (v[1] >> 4));
+		if (pad < 2)
+			out[o++] = (unsigned char) (((v[1] & 15) << 4) | (v[2] >> 2));
+		if (pad < 1)
+			out[o++] = (unsigned char) (((v[2] & 3) << 6) | v[3]);
+	}
+	return o;
+}
+
+/* (max key length, max operations, max value size) */
+static const struct
+{
+	size_t		key;
+	int			ops;
+	int64_t		value;
+}			txn_limits[] = {{1024, 128, 1024 * 1024}, {4, 3, 2}, {64, 1, 0}};
+
+static bool
+same_key(const KvTxnOp *a, const KvTxnOp *b)
+{
+	return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+static bool all_ascii_printable(const char *s, size_t n);
+
+/* Check kv_json_txn_results on the operations, with made-up results. */
+static void
+fuzz_txn_results(KvTxnOp *ops, int nops)
+{
+	json_t	   *root;
+	json_t	   *arr;
+	char	   *out;
+	int			i;
+
+	for (i = 0; i < nops; i++)
+	{
+		KvTxnOp    *op = &ops[i];
+
+		op->found = (i % 3) != 2;
+		op->version = (int64_t) i * 1000003 + 1;
+		op->expires_at = (i % 2) ? (int64_t) i * 86400000000 : 0;
+		if (op->kind == KV_TXN_GET && op->found)
+		{
+			/* a put's value (maybe not UTF-8), else the key */
+			const char *src = op->value ? op->value : op->key;
+			size_t		len = op->value ? op->value_len : op->key_len;
+
+			for (int j = 0; j < nops; j++)
+				if (ops[j].kind == KV_TXN_PUT && same_key(&ops[j], op))
+				{
+					src = ops[j].value;
+					len = ops[j].value_len;
+				}
+			op->reply_value = xmalloc(len + 1);
+			memcpy(op->reply_value, src, len);
+			op->reply_value[len] = '\0';
+			op->reply_value_len = len;
+			op->reply_content_type = (i % 2) ? xstrdup("text/plain") : NULL;
+		}
+	}
+	out = kv_json_txn_results(ops, nops, NULL);
+	/* the expiries made up here can all be formatted */
+	CHECK(out != NULL, "kv_json_txn_results returned NULL");
+	CHECK(all_ascii_printable(out, strlen(out)), "kv_json_txn_results output not ASCII");
+	root = json_loads(out, JSON_ALLOW_NUL, NULL);
+	CHECK(root != NULL, "kv_json_txn_results output not JSON: %s", out);
+	arr = json_object_get(root, "results");
+	CHECK(json_object_size(root) == 1 && json_is_array(arr) &&
+		  (int) json_array_size(arr) == nops,
+		  "kv_json_txn_results: not {results: [%d]}: %s", nops, out);
+	for (i = 0; i < nops; i++)
+	{
+		const KvTxnOp *op = &ops[i];
+		json_t	   *e = json_array_get(arr, i);
+		json_t	   *v;
+
+		switch (op->kind)
+		{
+			case KV_TXN_CHECK:
+			case KV_TXN_GET:
+				CHECK(json_is_boolean(json_object_get(e, "found")) &&
+					  json_is_true(json_object_get(e, "found")) == op->found,
+					  "result %d: found differs", i);
+				if (!op->found)
+				{
+					CHECK(json_object_size(e) == 1, "result %d: more than found", i);
+					break;
+				}
+				CHECK(json_integer_value(json_object_get(e, "version")) == op->version,
+					  "result %d: version differs", i);
+				if (op->kind == KV_TXN_CHECK)
+					break;
+				if ((v = json_object_get(e, "value")) != NULL)
+					CHECK(kv_utf8_valid(op->reply_value, op->reply_value_len) &&
+						  json_string_length(v) == op->reply_value_len &&
+						  memcmp(json_string_value(v), op->reply_value, op->reply_value_len) == 0,
+						  "result %d: value differs", i);
+				else
+				{
+					unsigned char *dec;
+					long		n;
+
+					v = json_object_get(e, "value_base64");
+					CHECK(json_is_string(v) && !kv_utf8_valid(op->reply_value, op->reply_value_len),
+						  "result %d: neither value nor value_base64 (or base64 for UTF-8)", i);
+					dec = xmalloc(json_string_length(v) + 1);
+					n = ref_base64_decode(json_string_value(v), json_string_length(v), dec);
+					CHECK(n == (long) op->reply_value_len &&
+						  memcmp(dec, op->reply_value, n) == 0,
+						  "result %d: value_base64 does not decode to the value", i);
+					free(dec);
+				}
+				CHECK((op->reply_content_type != NULL) ==
+					  (json_object_get(e, "content_type") != NULL),
+					  "result %d: content_type", i);
+				CHECK((op->expires_at != 0) == (json_object_get(e, "expires_at") != NULL),
+					  "result %d: expires_at", i);
+				break;
+			case KV_TXN_PUT:
+				CHECK(json_integer_value(json_object_get(e, "version")) == op->version &&
+					  json_is_true(json_object_get(e, "created")) == op->found &&
+					  (op->expires_at != 0) == (json_object_get(e, "expires_at") != NULL),
+					  "result %d: put differs", i);
+				break;
+			case KV_TXN_DELETE:
+				CHECK(json_object_size(e) == 1 &&
+					  json_is_true(json_object_get(e, "existed")) == op->found,
+					  "result %d: delete differs", i);
+				break;
+		}
+	}
+	json_decref(root);
+	free(out);
+}
+
+/*
+ * POST /txn bodies: kv_parse_txn_body under several limits.  What it
+ * accepts must meet every rule (operation count, key rule, value sizes,
+ * content types, TTLs, no key written twice) and agree with what jansson
+ * sees, base64 included (against ref_base64_decode); what it refuses must
+ * come back clean, with a reason and an index in range.
+ */
+static void
+fuzz_txn_body(const uint8_t *data, size_t size)
+{
+	char	   *body = xmalloc(size);	/* exact size, not NUL-terminated */
+	size_t		l;
+
+	memcpy(body, data, size);
+	for (l = 0; l < sizeof(txn_limits) / sizeof(txn_limits[0]); l++)
+	{
+		KvTxnOp    *ops = (KvTxnOp *) 0x1;
+		int			nops = -7;
+		int			bad_op = -7;
+		const char *why = NULL;
+		KvError		err;
+		json_t	   *root;
+		json_t	   *jops;
+		int			i;
+		int			j;
+
+		err = kv_parse_txn_body(body, size, txn_limits[l].key, txn_limits[l].ops,
+								txn_limits[l].value, &ops, &nops, &bad_op, &why);
+		if (err != KV_ERR_NONE)
+		{
+			CHECK(err == KV_ERR_BAD_REQUEST || err == KV_ERR_BAD_KEY ||
+				  err == KV_ERR_KEY_TOO_LONG || err == KV_ERR_VALUE_TOO_LARGE,
+				  "kv_parse_txn_body returned %s", kv_error_code(err));
+			CHECK(ops == NULL && nops == 0, "kv_parse_txn_body failed but left operations");
+			CHECK(why != NULL, "kv_parse_txn_body failed without a reason");
+			CHECK(bad_op >= -1 && bad_op < txn_limits[l].ops,
+				  "bad_op %d outside -1..%d", bad_op, txn_limits[l].ops - 1);
+			if (l == 0)
+			{
+				char	   *e = kv_json_error_op(err, why, bad_op, NULL);
+				json_t	   *je = json_loads(e, 0, NULL);
+
+				CHECK(je != NULL && json_object_size(je) == (bad_op >= 0 ? 3 : 2) &&
+					  (bad_op < 0 || json_integer_value(json_object_get(je, "op")) == bad_op),
+					  "kv_json_error_op: %s", e);
+				json_decref(je);
+				free(e);
+			}
+			continue;
+		}
+		CHECK(ops != NULL && nops >= 1 && nops <= txn_limits[l].ops,
+			  "accepted %d operations, limit %d", nops, txn_limits[l].ops);
+		root = json_loadb(body, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+		CHECK(root != NULL, "accepted a body jansson rejects");
+		jops = json_object_get(root, "ops");
+		CHECK(json_object_size(root) == 1 && (int) json_array_size(jops) == nops,
+			  "operations differ from the JSON");
+		for (i = 0; i < nops; i++)
+		{
+			const KvTxnOp *op = &ops[i];
+			json_t	   *jop = json_array_get(jops, i);
+			json_t	   *jb64 = json_object_get(jop, "value_base64");
+			json_t	   *jtext = json_object_get(jop, "value");
+
+			CHECK(op->kind >= KV_TXN_CHECK && op->kind <= KV_TXN_DELETE, "kind %d", op->kind);
+			CHECK(op->key != NULL && strlen(op->key) == op->key_len &&
+				  kv_check_key(op->key, op->key_len, txn_limits[l].key) == KV_ERR_NONE,
+				  "operation %d: key breaks the key rule", i);
+			CHECK(json_string_length(json_object_get(jop, "key")) == op->key_len &&
+				  memcmp(json_string_value(json_object_get(jop, "key")), op->key, op->key_len) == 0,
+				  "operation %d: key differs from the JSON", i);
+			if (op->kind == KV_TXN_CHECK)
+				CHECK(op->check_version >= 0 &&
+					  op->check_version == json_integer_value(json_object_get(jop, "version")),
+					  "operation %d: version", i);
+			if (op->kind != KV_TXN_PUT)
+			{
+				CHECK(op->value == NULL && op->content_type == NULL,
+					  "operation %d: a value on a non-put", i);
+				continue;
+			}
+			CHECK(op->value != NULL && op->value[op->value_len] == '\0' &&
+				  (int64_t) op->value_len <= txn_limits[l].value,
+				  "operation %d: value missing, unterminated or too large", i);
+			CHECK(op->content_type == NULL ||
+				  kv_content_type_valid(op->content_type, strlen(op->content_type)),
+				  "operation %d: bad content type", i);
+			CHECK(op->ttl_seconds == 0 ||
+				  (op->ttl_seconds >= 1 && op->ttl_seconds <= KV_MAX_TTL_SECONDS),
+				  "operation %d: ttl", i);
+			CHECK((jb64 == NULL) != (jtext == NULL), "operation %d: both values", i);
+			if (jtext != NULL)
+				CHECK(json_string_length(jtext) == op->value_len &&
+					  memcmp(json_string_value(jtext), op->value, op->value_len) == 0,
+					  "operation %d: value differs from the JSON", i);
+			else
+			{
+				unsigned char *dec = xmalloc(json_string_length(jb64) + 1);
+				long		n = ref_base64_decode(json_string_value(jb64),
+												  json_string_length(jb64), dec);
+
+				if (n != (long) op->value_len || memcmp(dec, op->value, n) != 0)
+				{
+					dump_bytes("value_base64", json_string_value(jb64), json_string_length(jb64));
+					dump_bytes("decoded", op->value, op->value_len);
+					CHECK(0, "operation %d: value_base64 decoded differently (reference: %ld bytes)", i, n);
+				}
+				free(dec);
+			}
+			for (j = 0; j < i; j++)
+				CHECK(!((ops[j].kind == KV_TXN_PUT || ops[j].kind == KV_TXN_DELETE) &&
+						same_key(&ops[j], op)),
+					  "operations %d and %d write the same key", j, i);
+		}
+		for (i = 0; i < nops; i++)
+			if (ops[i].kind == KV_TXN_DELETE)
+				for (j = 0; j < i; j++)
+					CHECK(!((ops[j].kind == KV_TXN_PUT || ops[j].kind == KV_TXN_DELETE) &&
+							same_key(&ops[j], &ops[i])),
+						  "operations %d and %d write the same key", j, i);
+		json_decref(root);
+		fuzz_txn_results(ops, nops);
+		kvq_txn_ops_free(ops, nops);
+	}
+	free(body);
+}
+
 /* JSON_ENSURE_ASCII, and control characters escaped (DEL need not be) */
 /*
  * One long-lived thread with a civetweb-sized stack runs the body parsing;
@@ -816,6 +1119,7 @@ body_thread(void *arg)
 		pthread_mutex_unlock(&body_lock);
 		fuzz_create_body(body_job.data, body_job.size, body_job.keys,
 						 body_job.why);
+		fuzz_txn_body(body_job.data, body_job.size);
 		pthread_mutex_lock(&body_lock);
 		body_job.pending = false;
 		pthread_cond_broadcast(&body_cv);

@@ -3,7 +3,8 @@
  * http_handlers.h
  *	  The handlers of each resource, called by the dispatcher in
  *	  http_server.c: keys and the key collection (http_keys.c), health,
- *	  metrics and the dashboard (http_admin.c).
+ *	  metrics and the dashboard (http_admin.c), transactions
+ *	  (http_txn.c).
  *
  * Each returns the status it answered with, for /metrics.
  *
@@ -24,5 +25,6 @@ extern int	kv_handle_collection(const KvHttpCtx *ctx);
 extern int	kv_handle_health(const KvHttpCtx *ctx);
 extern int	kv_handle_metrics(const KvHttpCtx *ctx);
 extern int	kv_handle_dashboard(const KvHttpCtx *ctx);
+extern int	kv_handle_txn(const KvHttpCtx *ctx);
 
 #endif							/* KVSERVER_HTTP_HANDLERS_H */

@@ -28,7 +28,8 @@ typedef enum KvRoute
 	KV_ROUTE_COLLECTION,		/* /kv/ or /kv */
 	KV_ROUTE_HEALTH,			/* /health */
 	KV_ROUTE_METRICS,			/* /metrics */
-	KV_ROUTE_DASHBOARD			/* / */
+	KV_ROUTE_DASHBOARD,			/* / */
+	KV_ROUTE_TXN				/* /txn */
 } KvRoute;
 
 /* Bounds that are not settings. */
@@ -57,14 +58,23 @@ extern KvError kv_parse_create_body(const char *body, size_t len,
 									char **value, size_t *value_len,
 									int64_t *ttl, const char **why);
 
+extern KvError kv_parse_txn_body(const char *body, size_t len,
+								 size_t max_key_len, int max_ops,
+								 int64_t max_value_size,
+								 KvTxnOp **ops, int *nops, int *bad_op,
+								 const char **why);
+
 extern KvError kv_parse_etag(const char *header, bool strong,
 							 int64_t *version);
 
 extern char *kv_json_error(KvError error, const char *message, size_t *len);
+extern char *kv_json_error_op(KvError error, const char *message, int op,
+							  size_t *len);
 extern char *kv_json_keys(char **keys, int nkeys, const char *next,
 						  size_t *len);
 extern char *kv_json_write_reply(const char *key, size_t key_len,
 								 int64_t version);
+extern char *kv_json_txn_results(const KvTxnOp *ops, int nops, size_t *len);
 extern char *kv_json_health(const char *database, bool standby,
 							uint64_t replay_lsn, int64_t replay_lag_us);
 

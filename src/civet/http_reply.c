@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "http_auth.h"
 #include "http_parse.h"
@@ -87,22 +86,6 @@ status_text(int status)
 			return "HTTP Version Not Supported";
 	}
 	return "Error";
-}
-
-/*
- * PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC.  False
- * when it cannot be formatted into 'buf' (strftime leaves the buffer
- * undefined then, so it must not be sent).
- */
-static bool
-format_timestamp(int64_t pg_ts, char *buf, size_t len)
-{
-	time_t		secs = (time_t) (pg_ts / 1000000 + KV_PG_EPOCH_UNIX_SECS);
-	struct tm	tm;
-
-	if (gmtime_r(&secs, &tm) == NULL)
-		return false;
-	return strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
 }
 
 /*
@@ -168,7 +151,7 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 		char		ts[64];
 
 		/* one that cannot be formatted is a 500, as a header that does not fit */
-		if (format_timestamp(r->expires_at, ts, sizeof(ts)))
+		if (kv_format_timestamp(r->expires_at, ts, sizeof(ts)))
 			head_add(h, "X-Expires-At: %s\r\n", ts);
 		else
 			h->overflow = true;
@@ -419,6 +402,13 @@ send_keys(const KvHttpCtx *ctx, const KvRequest *req)
 int
 kv_send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 {
+	/* a transaction's error names the operation at fault, if one was */
+	if (req->error != KV_ERR_NONE && req->op == KV_OP_TXN &&
+		req->txn_failed_op >= 0)
+		return kv_send_json(ctx, req->status,
+							kv_json_error_op(req->error, req->message,
+											 req->txn_failed_op, NULL),
+							-1);
 	if (req->error != KV_ERR_NONE)
 		return kv_send_error(ctx, req->status, req->error, req->message,
 							 NULL, false);
@@ -445,6 +435,17 @@ kv_send_request_reply(const KvHttpCtx *ctx, const KvRequest *req)
 											   req->standby, req->replay_lsn,
 											   req->replay_lag_us),
 								-1);
+		case KV_OP_TXN:
+			{
+				char	   *body = kv_json_txn_results(req->txn_ops,
+													   req->ntxn_ops, NULL);
+
+				if (body == NULL)
+					return kv_send_error(ctx, 500, KV_ERR_INTERNAL,
+										 "the transaction committed, but its results could not be written out",
+										 NULL, false);
+				return kv_send_json(ctx, 200, body, -1);
+			}
 		case KV_OP_AUTH:
 			break;
 	}

@@ -82,11 +82,13 @@ route_to_handler(const KvHttpCtx *ctx, KvRoute route, const char *key_raw)
 			return kv_handle_metrics(ctx);
 		case KV_ROUTE_DASHBOARD:
 			return kv_handle_dashboard(ctx);
+		case KV_ROUTE_TXN:
+			return kv_handle_txn(ctx);
 		case KV_ROUTE_NOT_FOUND:
 			break;
 	}
 	return kv_send_error(ctx, 404, KV_ERR_NOT_FOUND,
-						 "no such endpoint: use /kv/{key}, /kv/ or /health",
+						 "no such endpoint: use /kv/{key}, /kv/, /txn or /health",
 						 NULL, false);
 }
 

@@ -45,5 +45,6 @@ extern void kv_http_set_auth(bool anonymous, bool public_metrics,
 extern void kv_http_set_auth_generation(uint64_t generation);
 extern void kv_http_set_limits(int max_key_length, int64_t max_value_size,
 							   int request_timeout_ms);
+extern void kv_http_set_txn_limit(int max_ops);
 
 #endif							/* KVSERVER_HTTP_SERVER_H */

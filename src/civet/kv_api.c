@@ -14,6 +14,8 @@
  * Content-Type, every content type a reply echoes, and, as the CHECK
  * constraint kv_store_content_type_valid, every row of kv_store.
  *
+ * Timestamps sent to clients are formatted here once (kv_format_timestamp).
+ *
  * And the rule for kvserver.primary_url (kv_primary_url_problem): the GUC's
  * check hook applies it, and a standby echoes the URL in a Location header.
  *
@@ -256,4 +258,21 @@ kv_pg_timestamp_now(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ((int64_t) ts.tv_sec - KV_PG_EPOCH_UNIX_SECS) * 1000000 +
 		ts.tv_nsec / 1000;
+}
+
+/*
+ * A PostgreSQL timestamptz (microseconds since 2000) as RFC 3339 UTC,
+ * "2026-11-22T10:00:00Z": X-Expires-At, and "expires_at" in the answer of
+ * POST /txn.  False when it cannot be formatted into 'buf' (strftime
+ * leaves the buffer undefined then, so it must not be sent).
+ */
+bool
+kv_format_timestamp(int64_t pg_ts, char *buf, size_t len)
+{
+	time_t		secs = (time_t) (pg_ts / 1000000 + KV_PG_EPOCH_UNIX_SECS);
+	struct tm	tm;
+
+	if (gmtime_r(&secs, &tm) == NULL)
+		return false;
+	return strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0;
 }

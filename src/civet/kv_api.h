@@ -61,6 +61,7 @@ typedef enum KvError
 #define KV_DEFAULT_EXECUTORS			3	/* one for reads, two for writes */
 #define KV_DEFAULT_MAX_WAIT_S			300 /* longest ?wait= of a watch */
 #define KV_DEFAULT_MAX_WATCHERS			(-1)	/* half of kvserver.http_threads */
+#define KV_DEFAULT_MAX_TXN_OPS			128 /* operations in one POST /txn */
 
 /*
  * Longest kvserver.primary_url, and longest Location a standby sends: the
@@ -88,5 +89,6 @@ extern KvError kv_check_key(const char *key, size_t key_len,
 extern bool kv_content_type_valid(const char *s, size_t len);
 extern const char *kv_primary_url_problem(const char *url);
 extern int64_t kv_pg_timestamp_now(void);
+extern bool kv_format_timestamp(int64_t pg_ts, char *buf, size_t len);
 
 #endif							/* KVSERVER_KV_API_H */

@@ -57,6 +57,7 @@ kvq_request_new(KvOp op)
 	req->op = op;
 	req->if_match = KV_MATCH_NONE;
 	req->if_none_match = KV_MATCH_NONE;
+	req->txn_failed_op = -1;
 	req->state = KV_REQ_NEW;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -82,6 +83,19 @@ kvq_reply_clear(KvRequest *req)
 	free(req->keys);
 	free(req->next_key);
 	free(req->database);
+	for (i = 0; i < req->ntxn_ops; i++)
+	{
+		KvTxnOp    *op = &req->txn_ops[i];
+
+		free(op->reply_value);
+		free(op->reply_content_type);
+		op->reply_value = NULL;
+		op->reply_value_len = 0;
+		op->reply_content_type = NULL;
+		op->found = false;
+		op->version = 0;
+		op->expires_at = 0;
+	}
 	req->message = NULL;
 	req->reply_value = NULL;
 	req->reply_content_type = NULL;
@@ -112,8 +126,40 @@ kvq_request_free(KvRequest *req)
 	}
 	free(req->prefix);
 	free(req->after);
+	kvq_txn_ops_free(req->txn_ops, req->ntxn_ops);
 	pthread_cond_destroy(&req->done_cv);
 	free(req);
+}
+
+/* Free an array of transaction operations, requests and results. */
+void
+kvq_txn_ops_free(KvTxnOp *ops, int n)
+{
+	int			i;
+
+	if (ops == NULL)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		free(ops[i].key);
+		free(ops[i].value);
+		free(ops[i].content_type);
+		free(ops[i].reply_value);
+		free(ops[i].reply_content_type);
+	}
+	free(ops);
+}
+
+/* Does a transaction write (put or delete)?  Else it only reads. */
+bool
+kvq_txn_ops_write(const KvTxnOp *ops, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (ops[i].kind == KV_TXN_PUT || ops[i].kind == KV_TXN_DELETE)
+			return true;
+	return false;
 }
 
 /*

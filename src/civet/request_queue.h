@@ -35,8 +35,40 @@ typedef enum KvOp
 	KV_OP_DELETE,
 	KV_OP_LIST,
 	KV_OP_HEALTH,
-	KV_OP_AUTH					/* only verify the identity (/metrics, /) */
+	KV_OP_AUTH,					/* only verify the identity (/metrics, /) */
+	KV_OP_TXN					/* POST /txn: several operations, atomically */
 } KvOp;
+
+/* One operation of a transaction (POST /txn). */
+typedef enum KvTxnOpKind
+{
+	KV_TXN_CHECK,				/* the key must be at this version (0: absent) */
+	KV_TXN_GET,
+	KV_TXN_PUT,					/* upsert */
+	KV_TXN_DELETE
+} KvTxnOpKind;
+
+typedef struct KvTxnOp
+{
+	/* the operation, filled by the civetweb thread */
+	KvTxnOpKind kind;
+	char	   *key;			/* decoded, NUL-terminated, validated */
+	size_t		key_len;
+	char	   *value;			/* PUT */
+	size_t		value_len;
+	char	   *content_type;	/* PUT; NULL: none */
+	int64_t		ttl_seconds;	/* PUT; 0: no expiry */
+	int64_t		check_version;	/* CHECK: the version required; 0: absent */
+
+	/* the result, filled by the main thread */
+	bool		found;			/* CHECK, GET: the key is live; PUT: it was
+								 * created; DELETE: it existed */
+	char	   *reply_value;	/* GET */
+	size_t		reply_value_len;
+	char	   *reply_content_type; /* GET; NULL: none */
+	int64_t		version;		/* CHECK, GET: the key's; PUT: the new one */
+	int64_t		expires_at;		/* GET, PUT: timestamptz; 0 = never */
+} KvTxnOp;
 
 /* How the client said who it is. */
 typedef enum KvAuthKind
@@ -78,6 +110,8 @@ typedef struct KvRequest
 	uint64_t	change_index;	/* LIST: its X-Kv-Index, read by the
 								 * civetweb thread before submitting (not
 								 * sent to executors) */
+	KvTxnOp    *txn_ops;		/* TXN: the operations, in order */
+	int			ntxn_ops;
 
 	/*
 	 * Identity, filled by the civetweb thread.  auth_role is a role the
@@ -117,6 +151,14 @@ typedef struct KvRequest
 
 	bool		db_error;		/* the answer reports a database error */
 
+	/*
+	 * TXN: the operation an error belongs to, -1 when it belongs to the
+	 * transaction as a whole.  Set by the executor before each operation
+	 * and deliberately left alone by kvq_reply_clear(), which the
+	 * subtransaction's error handler calls before it reports the error.
+	 */
+	int			txn_failed_op;
+
 	/* when the waiting thread gives up: CLOCK_MONOTONIC, milliseconds */
 	int64_t		deadline_ms;
 
@@ -135,6 +177,8 @@ extern void kvq_request_free(KvRequest *req);
 extern void kvq_set_error(KvRequest *req, int status, KvError error,
 						  const char *message);
 extern void kvq_reply_clear(KvRequest *req);
+extern void kvq_txn_ops_free(KvTxnOp *ops, int n);
+extern bool kvq_txn_ops_write(const KvTxnOp *ops, int n);
 
 /* civetweb threads */
 extern bool kvq_submit_and_wait(KvRequest *req, int timeout_ms);

@@ -168,6 +168,8 @@ finish(int i)
 {
 	if (batch_retry[i])
 	{
+		/* it starts over: no operation of a transaction is at fault yet */
+		batch[i]->txn_failed_op = -1;
 		batch[i]->next = NULL;
 		if (deferred == NULL)
 			deferred = batch[i];
@@ -343,7 +345,9 @@ begin_batch_xact(void)
  * Run fn(arg) in a subtransaction, as PL/pgSQL runs an exception block: an
  * error rolls back this work alone and becomes the answer of each of the
  * n requests batch[idx[]] it was for; a lock timeout, while their clients
- * still wait, marks them for a retry instead.
+ * still wait, marks them for a retry instead.  fn returns false to have
+ * its work rolled back without an error, its answer kept (a transaction of
+ * POST /txn whose check did not hold: all or nothing).
  *
  * The work runs as 'role' when it is valid (the requests' role: GRANTs and
  * row-level security apply), else as the worker's own role.  The switch is
@@ -351,7 +355,7 @@ begin_batch_xact(void)
  * error's subtransaction abort undoes it.
  */
 static void
-run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n,
+run_in_subxact(bool (*fn) (void *), void *arg, const int *idx, int n,
 			   Oid role)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
@@ -364,11 +368,16 @@ run_in_subxact(void (*fn) (void *), void *arg, const int *idx, int n,
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	PG_TRY();
 	{
+		bool		keep;
+
 		if (OidIsValid(role))
 			SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		fn(arg);
+		keep = fn(arg);
 		SetUserIdAndSecContext(save_user, save_sec);
-		ReleaseCurrentSubTransaction();
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
@@ -406,12 +415,12 @@ typedef struct OneRequest
 	Oid			relid;
 } OneRequest;
 
-static void
+static bool
 exec_one(void *arg)
 {
 	OneRequest *one = (OneRequest *) arg;
 
-	kv_exec_request(batch[one->i], one->relid);
+	return kv_exec_request(batch[one->i], one->relid);
 }
 
 /* Run batch[i] in its own subtransaction. */
@@ -423,12 +432,13 @@ run_isolated(int i, Oid relid)
 	run_in_subxact(exec_one, &one, &i, 1, batch[i]->role);
 }
 
-static void
+static bool
 exec_auth(void *arg)
 {
 	OneRequest *one = (OneRequest *) arg;
 
 	kv_auth_verify(batch[one->i], one->relid);
+	return true;
 }
 
 /*
@@ -466,12 +476,13 @@ typedef struct GetGroup
 	Oid			relid;
 } GetGroup;
 
-static void
+static bool
 exec_get_group(void *arg)
 {
 	GetGroup   *g = (GetGroup *) arg;
 
 	kv_exec_get_many(g->reqs, g->n, g->relid);
+	return true;
 }
 
 static void
@@ -526,10 +537,22 @@ commit_confirmed(XLogRecPtr commit_end)
 	return confirmed;
 }
 
+/* Is batch[i] a write that succeeded, to be answered after the commit? */
+static bool
+write_succeeded(int i)
+{
+	KvRequest  *req = batch[i];
+
+	return req != NULL && kv_exec_is_write(req) && !batch_retry[i] &&
+		req->error == KV_ERR_NONE && req->status >= 200 && req->status <= 299;
+}
+
 /*
  * Write-through: have the commit put the batch's successful writes in the
  * cache (invalidate.c, cache.c say when it may), in batch order, so that
- * the next read of a key just written is a hit.  The requests outlive the
+ * the next read of a key just written is a hit.  A transaction of POST
+ * /txn contributes its puts and deletes, in its order; one that failed
+ * was rolled back and contributes nothing.  The requests outlive the
  * commit: they are answered after it.
  */
 static void
@@ -537,19 +560,44 @@ stage_write_through(Oid relid)
 {
 	KvStagedWrite *w;
 	int			n = 0;
+	int			nwrites = 0;
 	int			i;
+	int			j;
 
 	if (!kvcache_bound_to(relid) || !kv_xact_wrote_store() ||
 		!store_is_plain(relid))
 		return;
-	w = MemoryContextAlloc(TopTransactionContext, sizeof(KvStagedWrite) * batch_len);
+	for (i = 0; i < batch_len; i++)
+		if (write_succeeded(i))
+			nwrites += batch[i]->op == KV_OP_TXN ? batch[i]->ntxn_ops : 1;
+	w = MemoryContextAlloc(TopTransactionContext,
+						   sizeof(KvStagedWrite) * Max(nwrites, 1));
 	for (i = 0; i < batch_len; i++)
 	{
 		KvRequest  *req = batch[i];
 
-		if (req == NULL || !kv_exec_is_write(req) || batch_retry[i] ||
-			req->error != KV_ERR_NONE || req->status < 200 || req->status > 299)
+		if (!write_succeeded(i))
 			continue;
+		if (req->op == KV_OP_TXN)
+		{
+			for (j = 0; j < req->ntxn_ops; j++)
+			{
+				KvTxnOp    *op = &req->txn_ops[j];
+
+				if (op->kind != KV_TXN_PUT && op->kind != KV_TXN_DELETE)
+					continue;
+				w[n].key = op->key;
+				w[n].key_len = op->key_len;
+				w[n].deleted = (op->kind == KV_TXN_DELETE);
+				w[n].value = op->value;
+				w[n].value_len = op->value_len;
+				w[n].content_type = op->content_type;
+				w[n].version = op->version;
+				w[n].expires_at = op->expires_at;
+				n++;
+			}
+			continue;
+		}
 		w[n].key = req->key;
 		w[n].key_len = req->key_len;
 		w[n].deleted = (req->op == KV_OP_DELETE);

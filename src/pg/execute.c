@@ -13,6 +13,8 @@
  * token taken before the row was read (cache.c): if the key was
  * invalidated in between, the stale row is not cached.
  *
+ * A transaction (POST /txn) is txn.c's.
+ *
  * Locking: none of its own; the cache takes its partition locks inside
  * kvcache_lookup() and kvcache_fill().
  *
@@ -36,6 +38,7 @@
 #include "node_role.h"
 #include "request_queue.h"
 #include "store.h"
+#include "txn.h"
 
 static void *
 xmalloc(Size size)
@@ -59,11 +62,13 @@ xstrndup(const char *s, size_t len)
 	return p;
 }
 
+/* A transaction (POST /txn) writes when it puts or deletes anything. */
 bool
 kv_exec_is_write(const KvRequest *req)
 {
 	return req->op == KV_OP_PUT || req->op == KV_OP_CREATE ||
-		req->op == KV_OP_DELETE;
+		req->op == KV_OP_DELETE ||
+		(req->op == KV_OP_TXN && kvq_txn_ops_write(req->txn_ops, req->ntxn_ops));
 }
 
 /* A GET answered from the cache, if it is there. */
@@ -229,8 +234,12 @@ exec_delete(KvRequest *req)
 	}
 }
 
-/* Run one request; errors propagate to the caller's subtransaction. */
-void
+/*
+ * Run one request; errors propagate to the caller's subtransaction.
+ * Returns false when the request failed without an error and its work must
+ * be rolled back all the same (a transaction whose check did not hold).
+ */
+bool
 kv_exec_request(KvRequest *req, Oid relid)
 {
 	switch (req->op)
@@ -279,7 +288,10 @@ kv_exec_request(KvRequest *req, Oid relid)
 		case KV_OP_AUTH:
 			req->status = 200;
 			break;
+		case KV_OP_TXN:
+			return kv_txn_execute(req);
 	}
+	return true;
 }
 
 /* Turn a database error into an HTTP answer. */

@@ -20,7 +20,7 @@
 
 extern bool kv_exec_is_write(const KvRequest *req);
 extern bool kv_exec_cached_get(KvRequest *req, Oid relid);
-extern void kv_exec_request(KvRequest *req, Oid relid);
+extern bool kv_exec_request(KvRequest *req, Oid relid);
 extern void kv_exec_get_many(KvRequest **reqs, int n, Oid relid);
 extern void kv_exec_db_error(KvRequest *req, ErrorData *edata);
 

@@ -54,6 +54,7 @@ char	   *kvserver_primary_url = NULL;
 int			kvserver_executors = KV_DEFAULT_EXECUTORS;
 int			kvserver_max_watchers = KV_DEFAULT_MAX_WATCHERS;
 int			kvserver_max_wait_s = KV_DEFAULT_MAX_WAIT_S;
+int			kvserver_max_txn_ops = KV_DEFAULT_MAX_TXN_OPS;
 
 /*---- Saved hook values ----*/
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -166,6 +167,14 @@ define_gucs(void)
 							KV_DEFAULT_REQUEST_TIMEOUT_MS, 100, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kvserver.max_txn_ops",
+							"Most operations in one transaction (POST /txn).",
+							NULL,
+							&kvserver_max_txn_ops,
+							KV_DEFAULT_MAX_TXN_OPS, 1, 10000,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("kvserver.expire_interval",

@@ -37,6 +37,7 @@ extern char *kvserver_primary_url;
 extern int	kvserver_executors;
 extern int	kvserver_max_watchers;
 extern int	kvserver_max_wait_s;
+extern int	kvserver_max_txn_ops;
 
 /* worker.c */
 extern PGDLLEXPORT void kvserver_worker_main(Datum main_arg);

@@ -52,6 +52,8 @@ typedef enum StorePlan
 	PLAN_EXPIRE,
 	PLAN_LIST_ALL,
 	PLAN_LIST_PREFIX,
+	PLAN_LOCK,
+	PLAN_VERSION,
 	NUM_PLANS
 } StorePlan;
 
@@ -264,6 +266,25 @@ store_prepare(Oid nspid)
 					 " ORDER BY key LIMIT $3", schema);
 	plans[PLAN_LIST_PREFIX] = prepare(sql.data, 4, prefix_args);
 
+	/*
+	 * A transaction's rows (POST /txn, txn.c), live or expired, locked in
+	 * key order: LockRows sits above the sort, so every transaction takes
+	 * its locks in the same order and two of them never deadlock on rows
+	 * that exist.  FOR UPDATE, the strength a DELETE and an upsert's
+	 * DO UPDATE take anyway.
+	 */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT key FROM %s.kv_store WHERE key = ANY ($1)"
+					 " ORDER BY key FOR UPDATE", schema);
+	plans[PLAN_LOCK] = prepare(sql.data, 1, get_many_args);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT version FROM %s.kv_store WHERE key = $1 AND " LIVE,
+					 schema);
+	plans[PLAN_VERSION] = prepare(sql.data, 1, get_args);
+
 	pfree(sql.data);
 	plans_nspid = nspid;
 	return relid;
@@ -358,6 +379,51 @@ store_get_many(const char *const *keys, const size_t *key_lens, int nkeys,
 										   SPI_tuptable->tupdesc, 5, &isnull));
 		callback(arg, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row);
 	}
+}
+
+/*
+ * Lock the rows of these keys, live or expired, until the transaction
+ * ends; 'callback' sees each key that has a row (with a NULL row).
+ */
+void
+store_lock(const char *const *keys, const size_t *key_lens, int nkeys,
+		   KvRowCallback callback, void *arg)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * nkeys);
+	Datum		args[1];
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < nkeys; k++)
+		elems[k] = text_datum(keys[k], key_lens[k]);
+	args[0] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+	execute(PLAN_LOCK, args, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		text	   *key = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+													   SPI_tuptable->tupdesc,
+													   1, &isnull));
+
+		callback(arg, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), NULL);
+	}
+}
+
+/* The version of a live key; false when it is absent or expired. */
+bool
+store_version(const char *key, size_t key_len, int64 *version)
+{
+	Datum		args[1];
+	bool		isnull;
+
+	args[0] = text_datum(key, key_len);
+	execute(PLAN_VERSION, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
 }
 
 KvPutResult

@@ -53,6 +53,9 @@ typedef void (*KvRowCallback) (void *arg, const char *key, size_t key_len,
 							   const KvRow *row);
 extern void store_get_many(const char *const *keys, const size_t *key_lens,
 						   int nkeys, KvRowCallback callback, void *arg);
+extern void store_lock(const char *const *keys, const size_t *key_lens,
+					   int nkeys, KvRowCallback callback, void *arg);
+extern bool store_version(const char *key, size_t key_len, int64 *version);
 extern KvPutResult store_put(const char *key, size_t key_len,
 							 const char *value, size_t value_len,
 							 const char *content_type, TimestampTz expires_at,

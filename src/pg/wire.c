@@ -11,6 +11,9 @@
  * as a KvRequest's strings always are (request_queue.h).  A reader never
  * reads past the message: a short or malformed one is refused whole.
  *
+ * A transaction (POST /txn) carries its operations in the request message
+ * and their results in the answer, in the same order.
+ *
  * The credentials of a Basic or Bearer request cross in the request
  * message, through the dynamic shared memory only the server's processes
  * map; the rebuilt copy is wiped when the request is freed.
@@ -113,6 +116,130 @@ reader_init(Reader *r, const char *data, Size len, char type)
 	r->p++;
 }
 
+/*---- transactions (POST /txn) ----*/
+
+static void
+put_txn_ops(StringInfo buf, const KvRequest *req)
+{
+	int32		n = req->ntxn_ops;
+	int			i;
+
+	PUT(buf, n);
+	for (i = 0; i < n; i++)
+	{
+		const KvTxnOp *op = &req->txn_ops[i];
+		int32		kind = op->kind;
+
+		PUT(buf, kind);
+		put_bytes(buf, op->key, op->key_len);
+		put_bytes(buf, op->value, op->value_len);
+		put_str(buf, op->content_type);
+		PUT(buf, op->ttl_seconds);
+		PUT(buf, op->check_version);
+	}
+}
+
+/*
+ * The operations of a transaction into req.  Each takes at least its
+ * fixed-size fields, so a count larger than the rest of the message could
+ * hold is malformed and refused before anything is allocated for it.
+ */
+static void
+get_txn_ops(Reader *r, KvRequest *req)
+{
+	int32		n;
+	int			i;
+
+	GET(r, n);
+	if (!r->ok || n == 0)
+		return;
+	if (n < 0 || (Size) n > (Size) (r->end - r->p) / (sizeof(int32) + 3 * sizeof(int64)))
+	{
+		r->ok = false;
+		return;
+	}
+	req->txn_ops = calloc(n, sizeof(KvTxnOp));
+	if (req->txn_ops == NULL)
+	{
+		r->ok = false;
+		return;
+	}
+	for (i = 0; r->ok && i < n; i++)
+	{
+		KvTxnOp    *op = &req->txn_ops[i];
+		int32		kind;
+
+		req->ntxn_ops = i + 1;
+		GET(r, kind);
+		op->kind = (KvTxnOpKind) kind;
+		op->key = get_bytes(r, &op->key_len);
+		op->value = get_bytes(r, &op->value_len);
+		op->content_type = get_bytes(r, NULL);
+		GET(r, op->ttl_seconds);
+		GET(r, op->check_version);
+		/* every operation names a key; a put carries a value */
+		if (kind < KV_TXN_CHECK || kind > KV_TXN_DELETE || op->key == NULL ||
+			(kind == KV_TXN_PUT && op->value == NULL))
+			r->ok = false;
+	}
+}
+
+/* The results of a transaction's operations, in order. */
+static void
+put_txn_results(StringInfo buf, const KvRequest *req)
+{
+	int32		n = req->ntxn_ops;
+	int32		failed_op = req->txn_failed_op;
+	int			i;
+
+	PUT(buf, failed_op);
+	PUT(buf, n);
+	for (i = 0; i < n; i++)
+	{
+		const KvTxnOp *op = &req->txn_ops[i];
+		bool		found = op->found;
+
+		PUT(buf, found);
+		put_bytes(buf, op->reply_value, op->reply_value_len);
+		put_str(buf, op->reply_content_type);
+		PUT(buf, op->version);
+		PUT(buf, op->expires_at);
+	}
+}
+
+/*
+ * Into the operations the worker's request already holds: the executor
+ * answers for as many as it received.
+ */
+static void
+get_txn_results(Reader *r, KvRequest *req)
+{
+	int32		failed_op;
+	int32		n;
+	int			i;
+
+	GET(r, failed_op);
+	req->txn_failed_op = failed_op;
+	GET(r, n);
+	if (!r->ok || n != req->ntxn_ops)
+	{
+		r->ok = false;
+		return;
+	}
+	for (i = 0; r->ok && i < n; i++)
+	{
+		KvTxnOp    *op = &req->txn_ops[i];
+		bool		found;
+
+		GET(r, found);
+		op->found = found;
+		op->reply_value = get_bytes(r, &op->reply_value_len);
+		op->reply_content_type = get_bytes(r, NULL);
+		GET(r, op->version);
+		GET(r, op->expires_at);
+	}
+}
+
 /*---- requests ----*/
 
 void
@@ -142,6 +269,7 @@ kv_wire_put_request(StringInfo buf, const KvRequest *req, uint32 slot)
 	PUT(buf, req->auth_role);
 	PUT(buf, req->auth_generation);
 	PUT(buf, req->deadline_ms);
+	put_txn_ops(buf, req);
 }
 
 /* A malloc'd request, or NULL when the message is malformed. */
@@ -158,7 +286,7 @@ kv_wire_get_request(const char *data, Size len, uint32 *slot)
 	reader_init(&r, data, len, KV_WIRE_REQUEST);
 	GET(&r, *slot);
 	GET(&r, op);
-	if (!r.ok || op < KV_OP_GET || op > KV_OP_AUTH)
+	if (!r.ok || op < KV_OP_GET || op > KV_OP_TXN)
 		return NULL;
 	req = kvq_request_new((KvOp) op);
 	if (req == NULL)
@@ -182,6 +310,7 @@ kv_wire_get_request(const char *data, Size len, uint32 *slot)
 	GET(&r, req->auth_role);
 	GET(&r, req->auth_generation);
 	GET(&r, req->deadline_ms);
+	get_txn_ops(&r, req);
 	if (!r.ok || r.p != r.end ||
 		auth_kind < KV_AUTH_ANONYMOUS || auth_kind > KV_AUTH_BEARER)
 	{
@@ -228,6 +357,7 @@ kv_wire_put_answer(StringInfo buf, const KvRequest *req, uint32 slot)
 	PUT(buf, req->role_valid_ms);
 	PUT(buf, req->role_generation);
 	PUT(buf, db_error);
+	put_txn_results(buf, req);
 }
 
 bool
@@ -296,9 +426,11 @@ kv_wire_get_answer(const char *data, Size len, KvRequest *req)
 	GET(&r, req->role_generation);
 	GET(&r, flag);
 	req->db_error = flag;
+	get_txn_results(&r, req);
 	if (!r.ok || r.p != r.end)
 	{
 		kvq_reply_clear(req);
+		req->txn_failed_op = -1;
 		return false;
 	}
 	return true;

@@ -116,6 +116,7 @@ kvserver_worker_main(Datum main_arg)
 	publish_watch_limits();
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
+	kv_http_set_txn_limit(kvserver_max_txn_ops);
 	/* a standby refuses writes from its first request on */
 	publish_node_role();
 	kv_node_set_primary_url(kvserver_primary_url);
@@ -400,6 +401,7 @@ apply_settings(void)
 	kv_http_set_limits(kvserver_max_key_length, kvserver_max_value_size,
 					   kvserver_request_timeout_ms);
 	publish_watch_limits();
+	kv_http_set_txn_limit(kvserver_max_txn_ops);
 	/* a new kvserver.anonymous_role or allow_superuser changes verdicts */
 	kv_auth_reload();
 	kv_node_set_primary_url(kvserver_primary_url);

@@ -19,7 +19,8 @@
 #
 # Run as postgres from a copy of the checkout (scripts/test.sh --valgrind
 # does that), after make install.  Arguments: TAP test files (default: a
-# set that covers the HTTP API, keys, coherence, hostile input).
+# set that covers the HTTP API, keys, coherence, hostile input,
+# transactions).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -47,7 +48,7 @@ chmod +x "$WORK/bin/postgres"
 if [ $# -eq 0 ]; then
 	set -- test/t/001_http_api.pl test/t/002_binary_and_keys.pl \
 		test/t/003_sql_http_coherence.pl test/t/070_conditional.pl \
-		test/t/090_hostile_table.pl
+		test/t/090_hostile_table.pl test/t/170_txn.pl
 fi
 
 cd "$ROOT"
