@@ -12,6 +12,7 @@
  *	  kvcli [--url URL[,URL...]] del KEY
  *	  kvcli [--url URL[,URL...]] [--primary] list [PREFIX]
  *	  kvcli [--url URL[,URL...]] [--primary] stats
+ *	  kvcli [--url URL[,URL...]] txn [FILE]
  *	  kvcli [--url URL[,URL...]] [--primary] watch KEY
  *	  kvcli [--url URL[,URL...]] [--primary] watch --prefix PREFIX
  *	  kvcli --help
@@ -50,6 +51,13 @@
  *	  Both wait WATCH_WAIT at a time (below the stall timeout) and start
  *	  again; a 429 (kvserver.max_watchers) or 503 waits Retry-After first.
  *
+ *	  txn sends a transaction: the JSON document in FILE, or on standard
+ *	  input when FILE is absent or "-", {"ops": [...]} as POST /txn takes
+ *	  it, is posted as it is, and the server's {"results": [...]} is
+ *	  printed, followed by a newline.  A check that did not hold exits 6,
+ *	  with the index of the operation on stderr.  It goes to the primary
+ *	  (it may write), and is not retried: it need not be idempotent.
+ *
  *	  Keys (and the list prefix) are sent percent-encoded: every byte
  *	  outside A-Z a-z 0-9 - . _ ~ is written as %XX, '/' included.  The
  *	  server decodes exactly once, so "a/b" names the same key however it is
@@ -62,12 +70,12 @@
  *	  Several servers (a primary and its hot standbys): --url A,B,... (or
  *	  KVSERVER_URL with commas).  Before the command, kvcli asks each node's
  *	  GET /health, in the given order, as libpq's target_session_attrs
- *	  does: put and del go to the first node that says "role": "primary";
- *	  get, list and stats to the first that answers 200 at all, or, with
- *	  --primary, to the first primary.  A node that cannot be reached, or
- *	  answers anything but 200, is passed over.  The command then runs on
- *	  that one node (every page of a list included).  With a single URL
- *	  nothing is asked first, unless --primary is given.
+ *	  does: put, del and txn go to the first node that says "role":
+ *	  "primary"; get, list and stats to the first that answers 200 at all,
+ *	  or, with --primary, to the first primary.  A node that cannot be
+ *	  reached, or answers anything but 200, is passed over.  The command
+ *	  then runs on that one node (every page of a list included).  With a
+ *	  single URL nothing is asked first, unless --primary is given.
  *
  * OPTIONS
  *	  --url URL[,URL...]   server base URL; a trailing '/' is ignored and any
@@ -105,6 +113,8 @@
  *	  4  connection error: server unreachable, timed out, or no reply (with
  *		 several URLs: none could be reached)
  *	  5  local error: standard input or output failed, or out of memory
+ *	  6  txn: a check of the transaction did not hold (HTTP 412); nothing
+ *		 was changed
  *
  * IDENTIFICATION
  *	  kvcli/kvcli.c
@@ -112,6 +122,7 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -131,6 +142,7 @@
 #define EXIT_SERVER		3
 #define EXIT_CONNECT	4
 #define EXIT_LOCAL		5
+#define EXIT_CHECK		6
 
 #define DEFAULT_URL		"http://127.0.0.1:8080"
 #define LIST_PAGE_SIZE	1000
@@ -202,6 +214,7 @@ print_help(FILE *out)
 			"  %s [--url URL[,URL...]] [--primary] list [PREFIX]\n"
 			"  %s [--url URL[,URL...]] [--primary] stats\n"
 			"  %s [--url URL[,URL...]] [--primary] watch KEY | --prefix PREFIX\n"
+			"  %s [--url URL[,URL...]] txn [FILE]\n"
 			"  %s --help\n"
 			"\n"
 			"Commands:\n"
@@ -218,13 +231,15 @@ print_help(FILE *out)
 			"  watch --prefix PREFIX\n"
 			"                   print \"created KEY\", \"deleted KEY\" or \"changed\n"
 			"                   PREFIX\" as keys under PREFIX change\n"
+			"  txn [FILE]       post the transaction {\"ops\": [...]} in FILE (or\n"
+			"                   standard input) to /txn and print its results (JSON)\n"
 			"\n"
 			"Options:\n"
 			"  --url URL[,URL...]   server base URL (default: $KVSERVER_URL, else\n"
 			"                       " DEFAULT_URL "); with several (a primary and\n"
-			"                       its standbys), put and del go to the first whose\n"
-			"                       /health says primary, reads to the first healthy\n"
-			"                       one; unreachable nodes are passed over\n"
+			"                       its standbys), put, del and txn go to the first\n"
+			"                       whose /health says primary, reads to the first\n"
+			"                       healthy one; unreachable nodes are passed over\n"
 			"  --primary            get, list, stats: from the primary only\n"
 			"  --ttl SECONDS        put: the key expires after SECONDS\n"
 			"  --content-type TYPE  put: Content-Type to store\n"
@@ -248,9 +263,10 @@ print_help(FILE *out)
 			"  4  connection error: server unreachable, timed out or no reply\n"
 			"     (with several URLs: none could be reached)\n"
 			"  5  local error: reading standard input or writing standard output\n"
-			"     failed, or out of memory\n",
+			"     failed, or out of memory\n"
+			"  6  txn: a check did not hold (HTTP 412); nothing was changed\n",
 			progname, progname, progname, progname, progname, progname, progname,
-			progname);
+			progname, progname);
 }
 
 static void
@@ -366,27 +382,37 @@ buf_append_escaped(Buffer *buf, const char *str, size_t len)
 	buf->data[buf->len] = '\0';
 }
 
-/* Read all of standard input, whatever the bytes. */
+/*
+ * Read all of file descriptor fd, whatever the bytes; 'what' names it in
+ * errors.
+ */
 static void
-read_stdin(Buffer *buf)
+read_fd(int fd, const char *what, Buffer *buf)
 {
 	for (;;)
 	{
 		ssize_t		n;
 
 		buf_reserve(buf, 65536);
-		n = read(STDIN_FILENO, buf->data + buf->len, 65536);
+		n = read(fd, buf->data + buf->len, 65536);
 		if (n < 0)
 		{
 			if (errno == EINTR)
 				continue;
-			die(EXIT_LOCAL, "could not read standard input: %s", strerror(errno));
+			die(EXIT_LOCAL, "could not read %s: %s", what, strerror(errno));
 		}
 		if (n == 0)
 			break;
 		buf->len += (size_t) n;
 	}
 	buf->data[buf->len] = '\0';
+}
+
+/* Read all of standard input, whatever the bytes. */
+static void
+read_stdin(Buffer *buf)
+{
+	read_fd(STDIN_FILENO, "standard input", buf);
 }
 
 /* Write bytes to standard output; a failure ends the program. */
@@ -580,6 +606,17 @@ report_http_error(const char *what, const Response *resp)
 		const char *code = json_string_value(json_object_get(root, "error"));
 		const char *message = json_string_value(json_object_get(root, "message"));
 
+		json_t	   *op = json_object_get(root, "op");
+
+		/* POST /txn names the operation at fault */
+		if ((code != NULL || message != NULL) && json_is_integer(op))
+		{
+			fprintf(stderr, "%s: %s: HTTP %ld %s: operation %" JSON_INTEGER_FORMAT ": %s\n",
+					progname, what, resp->status, code ? code : "error",
+					json_integer_value(op), message ? message : "(no message)");
+			json_decref(root);
+			return;
+		}
 		if (code != NULL || message != NULL)
 		{
 			fprintf(stderr, "%s: %s: HTTP %ld %s: %s\n", progname, what,
@@ -1111,6 +1148,61 @@ fail:
 	}
 }
 
+/*
+ * POST the transaction in FILE (or standard input) to /txn.  Not retried
+ * on a broken connection, unlike a PUT: a transaction need not be
+ * idempotent (a delete reports whether the key existed).
+ */
+static int
+cmd_txn(CURL *curl, const Options *opts)
+{
+	const char *file = opts->nargs > 0 ? opts->args[0] : "-";
+	Buffer		url = {0};
+	Buffer		body = {0};
+	Response	resp = {0};
+	char		errbuf[CURL_ERROR_SIZE];
+	CURLcode	rc;
+	int			code = EXIT_OK;
+
+	if (strcmp(file, "-") == 0)
+		read_stdin(&body);
+	else
+	{
+		int			fd = open(file, O_RDONLY);
+
+		if (fd < 0)
+			die(EXIT_LOCAL, "could not open \"%s\": %s", file, strerror(errno));
+		read_fd(fd, file, &body);
+		close(fd);
+	}
+	if (body.data == NULL)
+		buf_append(&body, "", 0);
+
+	buf_append_str(&url, opts->url);
+	buf_append_str(&url, "/txn");
+	rc = http_perform(curl, "POST", url.data, body.data, body.len,
+					  "application/json", false, &resp, errbuf);
+	if (rc != CURLE_OK)
+		http_fail(rc, "POST", url.data, errbuf);
+	if (resp.status == 200)
+	{
+		write_stdout(resp.body.data, resp.body.len);
+		if (resp.body.len == 0 || resp.body.data[resp.body.len - 1] != '\n')
+			write_stdout("\n", 1);
+		finish_stdout();
+	}
+	else
+	{
+		code = error_exit_code("txn", &resp, false);
+		if (resp.status == 412)
+			code = EXIT_CHECK;
+	}
+	buf_free(&url);
+	buf_free(&body);
+	buf_free(&resp.body);
+	return code;
+}
+
 static int
 cmd_stats(CURL *curl, const Options *opts)
 {
@@ -1381,6 +1473,8 @@ parse_args(int argc, char **argv, Options *opts)
 		min_args = 1, max_args = 2;
 	else if (strcmp(opts->command, "list") == 0)
 		min_args = 0, max_args = 1;
+	else if (strcmp(opts->command, "txn") == 0)
+		min_args = 0, max_args = 1;
 	else if (strcmp(opts->command, "stats") == 0)
 		min_args = max_args = 0;
 	else if (strcmp(opts->command, "watch") == 0)
@@ -1396,8 +1490,11 @@ parse_args(int argc, char **argv, Options *opts)
 	for (i = 0; i < opts->nargs; i++)
 		opts->args[i] = positional[i + 1];
 
-	if (strcmp(opts->command, "list") != 0 && opts->nargs > 0 &&
+	if (strcmp(opts->command, "txn") == 0 && opts->nargs > 0 &&
 		opts->args[0][0] == '\0')
+		usage_error("txn: FILE must not be empty");
+	else if (strcmp(opts->command, "list") != 0 && opts->nargs > 0 &&
+			 opts->args[0][0] == '\0')
 		usage_error("%s: KEY must not be empty", opts->command);
 	if (strcmp(opts->command, "put") != 0 &&
 		(opts->ttl != NULL || opts->content_type != NULL))
@@ -1436,7 +1533,8 @@ main(int argc, char **argv)
 		opts.url = pick_node(curl, &opts,
 							 opts.primary_only ||
 							 strcmp(opts.command, "put") == 0 ||
-							 strcmp(opts.command, "del") == 0);
+							 strcmp(opts.command, "del") == 0 ||
+							 strcmp(opts.command, "txn") == 0);
 
 	if (strcmp(opts.command, "get") == 0)
 		code = cmd_get(curl, &opts);
@@ -1446,6 +1544,8 @@ main(int argc, char **argv)
 		code = cmd_del(curl, &opts);
 	else if (strcmp(opts.command, "list") == 0)
 		code = cmd_list(curl, &opts);
+	else if (strcmp(opts.command, "txn") == 0)
+		code = cmd_txn(curl, &opts);
 	else if (strcmp(opts.command, "watch") == 0)
 		code = opts.watch_prefix != NULL ? cmd_watch_prefix(curl, &opts)
 			: cmd_watch_key(curl, &opts);

@@ -365,6 +365,41 @@ subtest 'credentials: --user, KVSERVER_USER, --token, KVSERVER_TOKEN' => sub {
 		'--user without a colon: usage error');
 };
 
+subtest 'txn [FILE] posts a transaction and prints its results' => sub {
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $file = "$dir/txn.json";
+	my $ops = { ops => [ { op => 'put', key => 'txn/a', value => 'one' },
+		{ op => 'check', key => 'txn/b', version => 0 }, { op => 'get', key => 'txn/a' } ] };
+	open(my $fh, '>', $file) or die "$file: $!";
+	print $fh encode_json($ops);
+	close($fh);
+	my $r = kvcli([ 'txn', $file ]);
+	is($r->{rc}, 0, 'txn FILE: exit 0') or diag("stderr: $r->{err}");
+	my $j = eval { decode_json($r->{out}) };
+	is(ref $j eq 'HASH' && scalar @{ $j->{results} }, 3, 'prints the results, one per operation');
+	is($j && $j->{results}[2]{value}, 'one', 'the get sees the put');
+	like($r->{out}, qr/\n\z/, 'ends with a newline');
+	is(kvcli([ 'get', 'txn/a' ])->{out}, 'one', 'the put is there');
+
+	my $version = $j->{results}[0]{version};
+	$r = kvcli(['txn'], stdin => encode_json({ ops => [ { op => 'check', key => 'txn/a', version => $version },
+		{ op => 'delete', key => 'txn/a' } ] }));
+	is($r->{rc}, 0, 'txn from stdin: exit 0') or diag("stderr: $r->{err}");
+	$r = kvcli([ 'txn', '-' ], stdin => encode_json({ ops => [ { op => 'put', key => 'txn/c', value => 'x' },
+		{ op => 'check', key => 'txn/a', version => $version } ] }));
+	is($r->{rc}, 6, 'a check that does not hold: exit 6');
+	like($r->{err}, qr/412 precondition_failed: operation 1: /, 'stderr names the operation');
+	is($r->{out}, '', 'nothing on stdout');
+	is(kvcli([ 'get', 'txn/c' ])->{rc}, 1, 'nothing was written');
+	$r = kvcli(['txn'], stdin => '{"ops": [{"op": "frob", "key": "x"}]}');
+	is($r->{rc}, 3, 'a malformed transaction: exit 3');
+	like($r->{err}, qr/400 bad_request: operation 0: /, 'stderr names the operation');
+	is(kvcli([ 'txn', "$dir/none.json" ])->{rc}, 5, 'a file that cannot be read: exit 5');
+	is(kvcli([ 'txn', 'a', 'b' ])->{rc}, 2, 'two files: usage error');
+	like(kvcli(['--help'], url => undef)->{out}, qr/^\s+6\s+txn: a check did not hold/m,
+		'--help documents exit code 6');
+};
+
 subtest 'an unreachable server exits 4' => sub {
 	my $port = PostgreSQL::Test::Cluster::get_free_port();
 	foreach my $args ([ 'get', 'a' ], [ 'put', 'a', 'v' ], [ 'del', 'a' ],
