@@ -12,7 +12,7 @@
 #   make install-kvcli       install it into $(DESTDIR)$(PREFIX)/bin
 #   make fuzzcheck           libFuzzer smoke pass over the request parser
 #                            (needs clang); `make fuzz` for a real run
-#   make bench               the benchmark (as root)
+#   make bench               the benchmark (as root), watches' wake-up latency included
 #   make bench-watch         wake-up latency of watches (after make install)
 #   ./scripts/test.sh        all of it, from a root shell on a fresh Debian 12
 #
@@ -196,6 +196,7 @@ clean-fuzz:
 # benchmark against nginx, webdis+redis and pgbench (as root; QUICK=1 for ~1.5 min)
 bench:
 	$(srcdir)/bench/run.sh
+	$(srcdir)/bench/watch.sh
 
 # wake-up latency of watches (commit to response, 100 watchers), after make install
 bench-watch:

@@ -10,8 +10,11 @@
   report.py pgbench FILE PGBENCH_LOG LOG_PREFIX key=value ...
       append one pgbench run: its summary, plus p50/p99 from its -l logs
       (LOG_PREFIX.*, deleted afterwards)
+  report.py probe FILE PROBE_JSON key=value ...
+      append one run of the standby workload's staleness probe (its JSON
+      summary, every delay included)
   report.py final OUTDIR
-      read OUTDIR/{runs,memory,meta}.jsonl, print the table, write
+      read OUTDIR/{runs,memory,meta,stale}.jsonl, print the table, write
       OUTDIR/results.json, results.md, chart.dat, chart.gp and chart.png
 
 Only the standard library; no third-party modules.
@@ -130,6 +133,24 @@ def add_cpu(rec):
     wk = (rec.pop("wk1") or 0) - (rec.pop("wk0") or 0) if rec.get("wk0") != "" else None
     mt = (rec.pop("mt1") or 0) - (rec.pop("mt0") or 0) if rec.get("mt0") != "" else None
     client = ticks_of(rec.pop("ch1")) - ticks_of(rec.pop("ch0"))
+    # "pid:ticks,..." lists: the worker's executors (kvserver.executors) and,
+    # in the standby workload, both clusters' other processes; a process that
+    # ended in between is left out, one that started counts from zero
+    def ticks(v):
+        out = {}
+        for part in str(v or "").split(","):
+            pid, _, t = part.partition(":")
+            if pid and t.lstrip("-").isdigit():
+                out[pid] = int(t)
+        return out
+
+    def delta(k0, k1):
+        if k0 not in rec and k1 not in rec:
+            return None
+        t0, t1 = ticks(rec.pop(k0, "")), ticks(rec.pop(k1, ""))
+        return sum(t - t0.get(pid, 0) for pid, t in t1.items())
+    executors = delta("ex0", "ex1")
+    cluster = delta("pg0", "pg1")
     if secs > 0:
         rec["cpu_machine_cores"] = round(busy / hz / secs, 3)
         rec["cpu_steal_cores"] = round(steal / hz / secs, 3)
@@ -139,6 +160,14 @@ def add_cpu(rec):
             if rec.get("rps"):
                 rec["worker_us_per_req"] = round(1e6 * wk / hz / secs / rec["rps"], 2)
             rec["cpu_other_cores"] = round(busy / hz / secs - wk / hz / secs - client / secs, 3)
+            if executors is not None:
+                rec["cpu_executor_cores"] = round(executors / hz / secs, 3)
+                rec["cpu_other_cores"] = round(rec["cpu_other_cores"] - executors / hz / secs, 3)
+                if rec.get("rps"):
+                    rec["kv_us_per_req"] = round(1e6 * (wk + executors) / hz / secs / rec["rps"], 2)
+            if cluster is not None:
+                rec["cpu_cluster_cores"] = round(cluster / hz / secs, 3)
+                rec["cpu_other_cores"] = round(rec["cpu_other_cores"] - cluster / hz / secs, 3)
         if isinstance(mt, int):
             rec["cpu_main_thread_cores"] = round(mt / hz / secs, 3)
     m0 = read_metrics(rec.pop("metrics0", ""))
@@ -204,11 +233,15 @@ def print_run(rec):
         "" if rec.get("hit_ratio") is None else "  hit ratio %s" % fmt_pct(rec["hit_ratio"])))
     if "server_requests" in rec:
         print("    -> server: %s requests (4xx %s, 5xx %s), %s over 100 ms, %s over 1 s; CPU cores: "
-              "worker %s (main thread %s; %s us per request), bench client %s, everything else %s, steal %s" % (
+              "worker %s (main thread %s; %s us per request), executors %s, bench client %s, %severything "
+              "else %s, steal %s" % (
                   rec["server_requests"], rec.get("server_4xx"), rec.get("server_5xx"),
                   rec.get("server_over_100ms"), rec.get("server_over_1s"),
                   rec.get("cpu_worker_cores"), rec.get("cpu_main_thread_cores"),
-                  rec.get("worker_us_per_req"), rec.get("cpu_client_cores"), rec.get("cpu_other_cores"), rec.get("cpu_steal_cores")))
+                  rec.get("worker_us_per_req"), rec.get("cpu_executor_cores"), rec.get("cpu_client_cores"),
+                  "" if rec.get("cpu_cluster_cores") is None else
+                  "other processes of the clusters %s, " % rec["cpu_cluster_cores"],
+                  rec.get("cpu_other_cores"), rec.get("cpu_steal_cores")))
     if rec.get("attack_failed"):
         print("    -> attacker: FAILED: %s" % rec["attack_failed"])
     elif "attack_sent" in rec:
@@ -227,6 +260,24 @@ def percentile(sorted_vals, p):
         return None
     i = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals)) - 1))
     return sorted_vals[i]
+
+
+def cmd_probe(path, result, kv):
+    rec = dict(kv)
+    try:
+        with open(result) as f:
+            rec.update(json.load(f))
+    except (OSError, ValueError) as e:
+        rec["failed"] = "no probe result (%s)" % e
+        print("    -> probe FAILED: %s" % rec["failed"])
+    else:
+        print("    -> probe %s: %d samples: visible on the standby %s ms (p50), %s ms (p99) after the PUT's "
+              "answer, %d at the first read; %d timeouts; /health replay_lag_seconds p50 %s, p99 %s" % (
+                  rec.get("phase"), rec.get("samples", 0), fmt_ms(rec.get("delay_p50_ms")),
+                  fmt_ms(rec.get("delay_p99_ms")), rec.get("first_read_fresh", 0), rec.get("timeouts", 0),
+                  percentile(sorted(rec.get("lags_s") or []), 50), percentile(sorted(rec.get("lags_s") or []), 99)))
+    sys.stdout.flush()
+    append(path, rec)
 
 
 def cmd_pgbench(path, log, prefix, kv):
@@ -304,11 +355,24 @@ AUTH_WORKLOADS = ("get_hit_auth", "auth_flood")
 TARGET_NAMES = {"kvserver_basic": "kvserver Basic", "kvserver_bearer": "kvserver Bearer"}
 AUTH_RATIO_TARGET = 0.9   # authenticated GET hit >= 0.9x anonymous
 FLOOD_DROP_TARGET = 0.20  # normal clients lose < 20% under the attacker
+# The standby workload: its rows compare kvserver with itself (standby vs
+# primary, replication settings, builds), not with the peers.
+STANDBY_WORKLOADS = ("standby_get_hit", "standby_put", "standby_record", "standby_stale")
+SELF_WORKLOADS = AUTH_WORKLOADS + STANDBY_WORKLOADS
+TARGET_NAMES["kvserver_standby"] = "kvserver standby"
+STANDBY_RATIO_TARGET = 0.9   # GET hit on a standby >= 0.9x the primary's
+RECORD_COST_TARGET = 0.05    # <= 5% fewer PUTs/s with the WAL record than without
+STANDBY_TEXT = ("a streaming hot standby on the same machine; PUT runs on the primary, wrk c64; "
+                "the WAL record runs each after a restart with that build")
+PUT_CONFIG_NAMES = {"none": "no standby", "async": "standby async", "sync": "standby sync (on)",
+                    "remote_apply": "standby sync (remote_apply)"}
 
 
 def target_name(row):
     if row["workload"] in AUTH_WORKLOADS and row["target"] == "kvserver":
         return "kvserver anonymous"
+    if row["workload"] == "standby_get_hit" and row["target"] == "kvserver":
+        return "kvserver primary"
     return TARGET_NAMES.get(row["target"], row["target"])
 
 
@@ -370,6 +434,9 @@ def aggregate(runs):
             "cpu_worker_cores": med("cpu_worker_cores"),
             "worker_us_per_req": med("worker_us_per_req"),
             "cpu_main_thread_cores": med("cpu_main_thread_cores"),
+            "cpu_cluster_cores": med("cpu_cluster_cores"),
+            "cpu_executor_cores": med("cpu_executor_cores"),
+            "kv_us_per_req": med("kv_us_per_req"),
             "server_5xx": sum(r.get("server_5xx") or 0 for r in rs),
             "server_over_100ms": sum(r.get("server_over_100ms") or 0 for r in rs),
             "server_over_1s": sum(r.get("server_over_1s") or 0 for r in rs),
@@ -389,7 +456,8 @@ def aggregate(runs):
     # display order: GET hit, PUT new, PUT overwrite, GET miss, mixed (by cache
     # size as run); the run order differs because of the cluster restarts
     rank = {"get_hit": 0, "get_hit_auth": 1, "put_new": 2, "put_over": 3, "get_miss": 4,
-            "auth_flood": 6}
+            "auth_flood": 6, "standby_get_hit": 7, "standby_put": 8, "standby_record": 9,
+            "standby_stale": 10}
     rows.sort(key=lambda r: rank.get(r["workload"], 5))  # stable
     # ratios: kvserver's req/s divided by each peer's, within workload+conns
     for row in rows:
@@ -398,7 +466,7 @@ def aggregate(runs):
     for row in rows:
         by_wc.setdefault((row["workload"], row["conns"]), []).append(row)
     for (workload, _), rs in by_wc.items():
-        if workload in AUTH_WORKLOADS:
+        if workload in SELF_WORKLOADS:
             continue
         kv = [r for r in rs if r["target"] == "kvserver"]
         if not kv or not kv[0]["rps"]:
@@ -519,6 +587,164 @@ def auth_checks(runs, rows, meta):
     return checks, problems
 
 
+def pooled(values, ps=(50, 90, 99)):
+    v = sorted(values)
+    out = {"p%d" % p: percentile(v, p) for p in ps}
+    out["max"] = v[-1] if v else None
+    out["n"] = len(v)
+    return out
+
+
+def staleness_summary(stale):
+    """The staleness probe's runs, pooled per phase (idle, load): every delay
+    from a PUT's answer on the primary to the first standby GET that answered
+    its value, and every /health replay_lag_seconds read."""
+    out = {}
+    for phase in list(dict.fromkeys(r.get("phase") for r in stale if r.get("phase"))):
+        rs = [r for r in stale if r.get("phase") == phase and not r.get("failed")]
+        d = pooled([x for r in rs for x in r.get("delays_ms") or []])
+        lag = pooled([x for r in rs for x in r.get("lags_s") or []])
+        samples = sum(r.get("samples") or 0 for r in rs)
+        xcache = {}
+        for r in rs:
+            for k, n in (r.get("xcache") or {}).items():
+                xcache[k] = xcache.get(k, 0) + n
+        out[phase] = {
+            "runs": len(rs), "failed_runs": len([r for r in stale if r.get("phase") == phase]) - len(rs),
+            "samples": samples, "timeouts": sum(r.get("timeouts") or 0 for r in rs),
+            "errors": sum(r.get("errors") or 0 for r in rs),
+            "put_errors": sum(sum((r.get("put_errors") or {}).values()) for r in rs),
+            "get_other": sum(sum((r.get("get_other") or {}).values()) for r in rs),
+            "delay_ms": d, "first_read_fresh": sum(r.get("first_read_fresh") or 0 for r in rs),
+            "stale_reads": sum(r.get("stale_reads") or 0 for r in rs), "xcache": xcache,
+            "put_p50_ms": statistics.median([r["put_p50_ms"] for r in rs if r.get("put_p50_ms") is not None])
+            if any(r.get("put_p50_ms") is not None for r in rs) else None,
+            "put_p99_ms": statistics.median([r["put_p99_ms"] for r in rs if r.get("put_p99_ms") is not None])
+            if any(r.get("put_p99_ms") is not None for r in rs) else None,
+            "replay_lag_s": lag, "replay_lag_nulls": sum(r.get("lag_nulls") or 0 for r in rs),
+            "poll_ms": rs[0].get("poll_ms") if rs else None, "gap_ms": rs[0].get("gap_ms") if rs else None,
+        }
+    return out
+
+
+def kv_cpu(run):
+    """CPU per request of kvserver's processes: the worker and its executors."""
+    return run.get("kv_us_per_req") or run.get("worker_us_per_req")
+
+
+def fmt_s(v):
+    return "-" if v is None else "%.4f" % v
+
+
+def standby_checks(runs, rows, meta, stale):
+    """The standby workload's figures and targets, from per-round ratios of
+    runs next to each other in time; each row gets its vs_text for the
+    table.  Returns (checks, problems, staleness)."""
+    checks, problems = [], []
+    for row in rows:
+        w, c, t, v = row["workload"], row["conns"], row["target"], row["variant"]
+        if w == "standby_get_hit" and t == "kvserver_standby":
+            base = per_round(runs, w, c, "kvserver")
+            mine = per_round(runs, w, c, t)
+            ratios = [mine[k]["rps"] / base[k]["rps"] for k in mine if k in base]
+            if not ratios:
+                row["vs_text"] = "no primary run to compare"
+                continue
+            ratio = statistics.median(ratios)
+            ok = ratio >= STANDBY_RATIO_TARGET
+            row["standby_ratio"] = ratio
+            row["standby_ratio_rounds"] = ratios
+            row["vs_text"] = "%.2fx primary (>= %.1fx: %s)" % (ratio, STANDBY_RATIO_TARGET, "ok" if ok else "MISSED")
+            checks.append({"check": "GET hit c%s: standby req/s / primary" % c, "value": round(ratio, 3),
+                           "rounds": [round(x, 3) for x in ratios],
+                           "target": ">= %.2f" % STANDBY_RATIO_TARGET, "ok": ok})
+            cpu = [kv_cpu(base[k]) / kv_cpu(mine[k]) for k in mine
+                   if k in base and kv_cpu(base[k]) and kv_cpu(mine[k])]
+            if cpu:
+                row["standby_cpu_ratio"] = statistics.median(cpu)
+                checks.append({"check": "GET hit c%s: primary / standby kvserver CPU per request" % c,
+                               "value": round(row["standby_cpu_ratio"], 3),
+                               "rounds": [round(x, 3) for x in cpu], "target": "none", "ok": None})
+        elif w == "standby_put" and v != "none":
+            base = per_round(runs, w, c, t, "none")
+            mine = per_round(runs, w, c, t, v)
+            ratios = [mine[k]["rps"] / base[k]["rps"] for k in mine if k in base]
+            if not ratios:
+                row["vs_text"] = "-"
+                continue
+            ratio = statistics.median(ratios)
+            row["standby_ratio"] = ratio
+            row["standby_ratio_rounds"] = ratios
+            row["vs_text"] = "%.2fx no standby" % ratio
+            checks.append({"check": "PUT overwrite c%s, %s: req/s / no standby" % (
+                c, PUT_CONFIG_NAMES.get(v, v)), "value": round(ratio, 3),
+                "rounds": [round(x, 3) for x in ratios], "target": "none", "ok": None})
+        elif w == "standby_record" and str(v).endswith("-with_record"):
+            cfg = v[:-len("-with_record")]
+            cname = PUT_CONFIG_NAMES.get(cfg, cfg)
+            base = per_round(runs, w, c, t, cfg + "-without_record")
+            mine = per_round(runs, w, c, t, v)
+            keys = [k for k in mine if k in base]
+            if not keys:
+                row["vs_text"] = "no run without the record to compare"
+                continue
+            fewer = [1 - mine[k]["rps"] / base[k]["rps"] for k in keys]
+            inv = [base[k]["rps"] / mine[k]["rps"] for k in keys]
+            drop = statistics.median(fewer)
+            ok = drop <= RECORD_COST_TARGET
+            row["record_cost"] = drop
+            row["record_cost_rounds"] = fewer
+            row["record_without_over_with"] = statistics.median(inv)
+            row["vs_text"] = "%.1f%% fewer PUTs/s than without (<= %.0f%%: %s); without / with %.3fx" % (
+                100 * drop, 100 * RECORD_COST_TARGET, "ok" if ok else "MISSED", row["record_without_over_with"])
+            checks.append({"check": "PUT overwrite c%s, %s: PUTs/s lost to the WAL record" % (c, cname),
+                           "value": "%.1f%%" % (100 * drop), "rounds": ["%.1f%%" % (100 * x) for x in fewer],
+                           "target": "<= %.0f%%" % (100 * RECORD_COST_TARGET), "ok": ok})
+            checks.append({"check": "PUT overwrite c%s, %s: req/s without the record / with it" % (c, cname),
+                           "value": round(row["record_without_over_with"], 3),
+                           "rounds": [round(x, 3) for x in inv], "target": "<= %.3f" % (1 / (1 - RECORD_COST_TARGET)),
+                           "ok": None})
+            cpu = [kv_cpu(mine[k]) / kv_cpu(base[k]) for k in keys if kv_cpu(mine[k]) and kv_cpu(base[k])]
+            if cpu:
+                row["record_cpu_ratio"] = statistics.median(cpu)
+                checks.append({"check": "PUT overwrite c%s, %s: kvserver CPU per PUT, with the record / without" % (
+                    c, cname),
+                               "value": round(row["record_cpu_ratio"], 3),
+                               "rounds": [round(x, 3) for x in cpu], "target": "none", "ok": None})
+    st = staleness_summary(stale)
+    for phase, x in st.items():
+        what = "staleness probe (%s)" % phase
+        d, lag = x["delay_ms"], x["replay_lag_s"]
+        if x["failed_runs"]:
+            problems.append("%s: %d run(s) wrote no result" % (what, x["failed_runs"]))
+        if x["timeouts"]:
+            problems.append("%s: %d PUT(s) not visible on the standby within 10 s" % (what, x["timeouts"]))
+        if x["errors"] or x["put_errors"] or x["get_other"]:
+            problems.append("%s: %d socket errors, %d failed PUTs, %d standby GETs neither 200 nor 404" % (
+                what, x["errors"], x["put_errors"], x["get_other"]))
+        if not x["samples"]:
+            continue
+        checks.append({"check": "%s: PUT answered on the primary -> the standby serves it, p50 / p99 ms" % what,
+                       "value": "%s / %s" % (fmt_ms(d["p50"]), fmt_ms(d["p99"])),
+                       "rounds": ["%d samples" % x["samples"], "max %s ms" % fmt_ms(d["max"]),
+                                  "%d at the first read" % x["first_read_fresh"]],
+                       "target": "none", "ok": None})
+        if lag["n"] and phase != "idle":  # idle, it grows between the probe's commits
+            checks.append({"check": "%s: standby /health replay_lag_seconds, p50 / p99" % what,
+                           "value": "%s / %s" % (fmt_s(lag["p50"]), fmt_s(lag["p99"])),
+                           "rounds": ["%d reads" % lag["n"], "max %s" % fmt_s(lag["max"])],
+                           "target": "none", "ok": None})
+    load = st.get("load")
+    for row in rows:
+        if row["workload"] == "standby_stale" and load and load["samples"]:
+            row["vs_text"] = "the standby serves a PUT %s ms (p50), %s ms (p99) after its answer (%d samples)" % (
+                fmt_ms(load["delay_ms"]["p50"]), fmt_ms(load["delay_ms"]["p99"]), load["samples"])
+    ac = meta.get("standby_apply_check")
+    if ac not in (None, "ok"):
+        problems.append("synchronous_commit = remote_apply: %s" % ac)
+    return checks, problems, st
+
+
 def checks_text(checks):
     lines = []
     for c in checks:
@@ -532,7 +758,9 @@ def checks_text(checks):
 def ratio_text(row):
     if row.get("auth_text"):
         return row["auth_text"]
-    if row["workload"] in AUTH_WORKLOADS:
+    if row.get("vs_text"):
+        return row["vs_text"]
+    if row["workload"] in SELF_WORKLOADS:
         return "-"
     if row["target"] == "kvserver":
         if not row["kvserver_vs"]:
@@ -542,7 +770,8 @@ def ratio_text(row):
 
 
 COLS = ["workload", "target", "conns", "req/s", "p50 ms", "p99 ms",
-        "errors", "hit ratio", "other CPU", "worker µs/req", "kvserver req/s ÷ peer; auth: ÷ anonymous"]
+        "errors", "hit ratio", "other CPU", "kvserver µs/req",
+        "kvserver req/s ÷ peer; auth: ÷ anonymous; standby: see the text"]
 
 
 def table_rows(rows):
@@ -556,7 +785,7 @@ def table_rows(rows):
                     fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), err_txt,
                     fmt_pct(r["hit_ratio"]),
                     "-" if r.get("cpu_other_cores") is None else "%.2f" % r["cpu_other_cores"],
-                    "-" if r.get("worker_us_per_req") is None else "%.1f" % r["worker_us_per_req"],
+                    "-" if kv_cpu(r) is None else "%.1f" % kv_cpu(r),
                     ratio_text(r)])
     return out
 
@@ -600,6 +829,7 @@ def memory_growth(mem, runs):
                 or b.get("rss_anon_kb") in (None, ""):
             continue
         between = [r for r in runs if str(r.get("target")).startswith("kvserver") and "t_start" in r
+                   and r.get("target") != "kvserver_standby"
                    and a["t"] <= r["t_start"] and r["t_end"] <= b["t"]]
         n = sum(r.get("requests") or 0 for r in between)
         if not n:
@@ -632,7 +862,20 @@ def memory_summary(mem):
 
 
 TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728",
-                 "pgbench": "#ff7f0e", "kvserver_basic": "#9467bd", "kvserver_bearer": "#8c564b"}
+                 "pgbench": "#ff7f0e", "kvserver_basic": "#9467bd", "kvserver_bearer": "#8c564b",
+                 "kvserver_standby": "#17becf"}
+
+
+CHART_SHORT = (("GET hit, primary vs standby", "GET hit"), ("PUT overwrite + staleness probe", "PUT + probe"),
+               ("PUT overwrite, ", "PUT "), ("standby sync (remote_apply)", "remote_apply"),
+               ("standby sync (on)", "sync"), ("standby async", "async"),
+               ("with the WAL record", "record"), ("record compiled out", "no record"))
+
+
+def chart_short(label):
+    for a, b in CHART_SHORT:
+        label = label.replace(a, b)
+    return label
 
 
 def write_chart(outdir, rows, meta):
@@ -651,6 +894,9 @@ def write_chart(outdir, rows, meta):
                 x += 1  # a gap between workloads
             prev = grp
             label = "%s c%s %s" % (r["label"].replace("zipf, cache ", ""), r["conns"], target_name(r))
+            if r["workload"] in STANDBY_WORKLOADS:  # shorter: the chart's labels are crowded
+                label = "%s c%s%s" % (chart_short(r["label"]), r["conns"],
+                                      " " + target_name(r) if r["workload"] == "standby_get_hit" else "")
             if r["workload"].startswith("mixed") and r["hit_ratio"] is not None:
                 label += " (hits %.0f%%)" % (100 * r["hit_ratio"])
             f.write('%d "%s" %d %s %s\n' % (x, label.replace('"', "'"), targets.index(r["target"]),
@@ -661,7 +907,7 @@ def write_chart(outdir, rows, meta):
         'set linetype %d lc rgb "%s"' % (i + 1, TARGET_COLORS.get(t, "#7f7f7f"))
         for i, t in enumerate(targets))
     keys = "\n".join(
-        "     NaN with boxes lt %d title '%s', \\" % (i + 1, t) for i, t in enumerate(targets))
+        "     NaN with boxes lt %d title '%s' noenhanced, \\" % (i + 1, t) for i, t in enumerate(targets))
     title = "kvserver bench (%s round(s) x %s s, %s cores shared by client and servers)" % (
         meta.get("rounds", "?"), meta.get("duration", "?"), meta.get("cores", "?"))
     script = """
@@ -711,8 +957,10 @@ def cmd_final(outdir):
     meta = {}
     for m in read_jsonl(os.path.join(outdir, "meta.jsonl")):
         meta.update(m)
+    stale = read_jsonl(os.path.join(outdir, "stale.jsonl"))
     rows = aggregate(runs)
     checks, auth_problems = auth_checks(runs, rows, meta)
+    sb_checks, sb_problems, staleness = standby_checks(runs, rows, meta, stale)
 
     problems = []
     noisy = []
@@ -739,6 +987,7 @@ def cmd_final(outdir):
                 what, r.get("err_connect"), r.get("err_read"), r.get("err_write"), r.get("err_timeout")))
 
     problems.extend(auth_problems)
+    problems.extend(sb_problems)
     if noisy:
         problems.append("other processes on the machine took more than 0.25 of a core during %d "
                         "kvserver run(s) (their figures are less reliable): %s" % (
@@ -760,7 +1009,8 @@ def cmd_final(outdir):
     chart_err = write_chart(outdir, rows, meta)
 
     results = {"meta": meta, "rows": rows, "runs": runs, "memory": mem,
-               "memory_growth": growth, "auth_checks": checks, "problems": problems}
+               "memory_growth": growth, "auth_checks": checks, "standby_checks": sb_checks,
+               "staleness": staleness, "staleness_runs": stale, "problems": problems}
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
 
@@ -769,7 +1019,8 @@ def cmd_final(outdir):
               "%s cores shared by the client and the servers; fsync on, "
               "synchronous_commit on, redis appendfsync always. Figures are medians of the rounds; "
               "\"other CPU\": cores that processes outside the bench used during the kvserver runs; "
-              "\"worker µs/req\": the kvserver worker's CPU time per request." % (
+              "\"kvserver µs/req\": the CPU time of the kvserver worker and its executors "
+              "(kvserver.executors) per request." % (
                   meta.get("date", "?"), meta.get("rounds", "?"), meta.get("duration", "?"),
                   meta.get("cores", "?")))
     with open(os.path.join(outdir, "results.md"), "w") as f:
@@ -778,6 +1029,10 @@ def cmd_final(outdir):
         if checks:
             f.write("Authentication targets (median of per-round ratios):\n\n```\n" +
                     checks_text(checks) + "\n```\n\n")
+        if sb_checks:
+            f.write("Standby (%s; ratios: median of per-round ratios; staleness: "
+                    "every sample of the rounds pooled):\n\n```\n" % STANDBY_TEXT +
+                    checks_text(sb_checks) + "\n```\n\n")
         f.write("Memory (kvserver worker; VmRSS from /proc, overhead from `kv_stats()`):\n\n")
         f.write("```\n" + memtxt + "\n```\n")
         if problems:
@@ -794,6 +1049,11 @@ def cmd_final(outdir):
     if checks:
         print("authentication targets (median of per-round ratios):")
         print(checks_text(checks))
+        print()
+    if sb_checks:
+        print("standby (%s; ratios: median of per-round ratios; staleness: every sample of the rounds pooled):"
+              % STANDBY_TEXT)
+        print(checks_text(sb_checks))
         print()
     print("memory (kvserver worker):")
     print(memtxt)
@@ -819,6 +1079,8 @@ def main(argv):
         cmd_wrk(argv[2], argv[3], argv[4], parse_kv(argv[5:]))
     elif cmd == "pgbench":
         cmd_pgbench(argv[2], argv[3], argv[4], parse_kv(argv[5:]))
+    elif cmd == "probe":
+        cmd_probe(argv[2], argv[3], parse_kv(argv[4:]))
     elif cmd == "final":
         return cmd_final(argv[2])
     else:

@@ -22,6 +22,13 @@
 #      auth flood           kvserver GET hit c16 (anonymous, and Basic), without and
 #                           with an attacker sending ATTACK_RATE wrong passwords/s
 #                           from one other loopback address (401s, then 429s)
+#      standby              a streaming hot standby (pg_basebackup): GET hit on it
+#                           vs the primary (c16, c64); the primary's PUT overwrite
+#                           with no standby, async, sync (on, remote_apply); the
+#                           same with kvserver's WAL record compiled out (a
+#                           scratch build swapped in and out of pkglibdir, A B A
+#                           B); how long after a PUT's answer the standby serves
+#                           the value, under PUT load (and /health replay lag)
 #    and records the worker's VmRSS and kv_stats() overhead per entry.
 #    HTTP runs as a role: bench.conf sets kvserver.anonymous_role = kv_bench_anon
 #    (NOLOGIN; the workloads without credentials run as it); kv_bench_user (LOGIN,
@@ -35,8 +42,8 @@
 #   QUICK=1            ROUNDS=1 DURATION=3 WARMUP=1 [ROUNDS=2 DURATION=10 WARMUP=2]
 #   ROUNDS, DURATION   rounds per workload, seconds per measured run
 #   WARMUP             seconds of unrecorded load per target before a workload
-#   WORKLOADS          subset of "get_hit put get_miss mixed get_hit_auth auth_flood"
-#                      [get_hit put get_miss mixed]
+#   WORKLOADS          subset of "get_hit put get_miss mixed standby get_hit_auth
+#                      auth_flood" [get_hit put get_miss mixed standby]
 #   ATTACK_RATE [100]  wrong-password requests per second of the auth_flood attacker
 #   FLOOD_VARIANTS [keepalive fresh control]  the attacker's connections: one
 #                      keep-alive connection, and/or a new connection (fresh source
@@ -46,10 +53,23 @@
 #                      the failed logins
 #   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [200000]   key-set sizes
 #   MIX_PUT_PCT [10]   share of PUTs in the mixed workload
+#   STANDBY_PUT_CONFIGS [none async sync remote_apply]  the primary's replication
+#                      settings the standby workload's PUT runs go through
+#                      (none: the standby stopped; sync: synchronous_standby_names
+#                      names it, synchronous_commit = on; remote_apply: the same
+#                      with synchronous_commit = remote_apply)
+#   STANDBY_RECORD_CONFIGS [none async]  the replication settings the WAL
+#                      record's A/B runs go through (none: the record's cost to the
+#                      primary alone; async: with the standby replaying on the
+#                      same cores)
+#   STALE_GAP_MS [20]  pause of the staleness probe between two samples
+#   STALE_IDLE_SAMPLES [100]  staleness samples with no other load, before the
+#                      loaded ones (0: none)
 #   SMALL_CACHE [1MB] MID_CACHE [4MB] MAIN_CACHE [64MB]    kvserver.cache_size of
 #                      the three cluster starts (GET miss runs with SMALL_CACHE;
 #                      GET hit and PUT with MAIN_CACHE; mixed with all three)
-#   SKIP_BUILD=1       use the kvserver already installed (no make / make install)
+#   SKIP_BUILD=1       use the kvserver already installed (no make / make install;
+#                      the standby workload still builds its two scratch variants)
 #   SKIP_INSTALL=1     do not apt-get anything (fail if something is missing)
 #   KEEP_RUN=1         keep the mktemp state directory (data dirs) afterwards
 set -euo pipefail
@@ -72,7 +92,7 @@ else
 	DURATION=${DURATION:-10}
 	WARMUP=${WARMUP:-2}
 fi
-WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed"}
+WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed standby"}
 HIT_KEYS=${HIT_KEYS:-1000}
 OVER_KEYS=${OVER_KEYS:-10000}
 MISS_KEYS=${MISS_KEYS:-200000}
@@ -82,6 +102,11 @@ MAIN_CACHE=${MAIN_CACHE:-64MB}
 MIX_PUT_PCT=${MIX_PUT_PCT:-10}
 ATTACK_RATE=${ATTACK_RATE:-100}
 FLOOD_VARIANTS=${FLOOD_VARIANTS:-"keepalive fresh control"}
+STANDBY_PUT_CONFIGS=${STANDBY_PUT_CONFIGS:-"none async sync remote_apply"}
+STANDBY_RECORD_CONFIGS=${STANDBY_RECORD_CONFIGS:-"none async"}
+STALE_GAP_MS=${STALE_GAP_MS:-20}
+STALE_IDLE_SAMPLES=${STALE_IDLE_SAMPLES:-100}
+SB_NAME=kvbench_standby # the standby's application_name and replication slot
 ANON_ROLE=kv_bench_anon # NOLOGIN, kvserver.anonymous_role
 AUTH_ROLE=kv_bench_user # LOGIN, SCRAM password
 AUTH_PASS=              # random, set when the cluster is first started
@@ -100,11 +125,18 @@ as_pg() { runuser -u "$PG_USER" -- "$@"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 wants() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT ATTACK_RATE; do
+for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT ATTACK_RATE \
+	STALE_GAP_MS STALE_IDLE_SAMPLES; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, got '${!v}'" ;; esac
 done
 for w in $WORKLOADS; do
-	case $w in get_hit | put | get_miss | mixed | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
+	case $w in get_hit | put | get_miss | mixed | standby | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
+done
+for v in $STANDBY_PUT_CONFIGS; do
+	case $v in none | async | sync | remote_apply) ;; *) die "unknown configuration '$v' in STANDBY_PUT_CONFIGS" ;; esac
+done
+for v in $STANDBY_RECORD_CONFIGS; do
+	case $v in none | async) ;; *) die "unknown configuration '$v' in STANDBY_RECORD_CONFIGS (none, async)" ;; esac
 done
 for v in $FLOOD_VARIANTS; do
 	case $v in keepalive | fresh | control) ;; *) die "unknown attacker variant '$v' in FLOOD_VARIANTS" ;; esac
@@ -117,7 +149,12 @@ RUN=
 PIDS=()           # daemons started here: nginx master, redis-server, webdis
 CHILD=            # the wrk/pgbench/curl currently running
 ATTACKER=         # the auth_flood attacker, while it runs
+PROBE=            # the standby workload's staleness probe, while it runs
 PG_STARTED=no
+SB_STARTED=no     # the standby workload's hot standby
+SO_SWAPPED=no     # yes while pkglibdir holds a scratch build of kvserver.so
+SO_ORIG=          # a copy of the kvserver.so installed before the swaps
+PKGLIB=           # pg_config --pkglibdir, once the swaps begin
 POLICY_RC_CREATED=no
 
 cleanup() {
@@ -132,10 +169,24 @@ cleanup() {
 		kill -TERM "$ATTACKER" 2>/dev/null
 		wait "$ATTACKER" 2>/dev/null
 	fi
+	if [ -n "$PROBE" ]; then
+		kill -TERM "$PROBE" 2>/dev/null
+		wait "$PROBE" 2>/dev/null
+	fi
+	# the primary first: a synchronous standby stopped first would leave commits waiting
 	if [ "$PG_STARTED" = yes ]; then
 		say "stopping PostgreSQL"
 		as_pg "$PGBIN/pg_ctl" -D "$RUN/pg" -m fast -w -t 60 stop >/dev/null 2>&1 ||
 			as_pg "$PGBIN/pg_ctl" -D "$RUN/pg" -m immediate -w -t 30 stop >/dev/null 2>&1
+	fi
+	if [ "$SB_STARTED" = yes ]; then
+		say "stopping the standby"
+		as_pg "$PGBIN/pg_ctl" -D "$RUN/standby" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			as_pg "$PGBIN/pg_ctl" -D "$RUN/standby" -m immediate -w -t 30 stop >/dev/null 2>&1
+	fi
+	if [ "$SO_SWAPPED" = yes ]; then
+		say "restoring the kvserver.so installed before the standby workload"
+		so_install "$SO_ORIG" || say "WARNING: could not restore $PKGLIB/kvserver.so from $SO_ORIG"
 	fi
 	local pid
 	if [ "${#PIDS[@]}" -gt 0 ]; then
@@ -163,6 +214,7 @@ cleanup() {
 		cp -f "$RUN/nginx/error.log" "$OUT/logs/nginx-error.log" 2>/dev/null
 		cp -f "$RUN/redis/redis.log" "$OUT/logs/redis.log" 2>/dev/null
 		cp -f "$RUN/webdis/webdis.log" "$OUT/logs/webdis.log" 2>/dev/null
+		cp -f "$RUN/standby/server.log" "$OUT/logs/postgresql-standby.log" 2>/dev/null
 		if [ "${KEEP_RUN:-0}" = 1 ]; then
 			say "state kept in $RUN"
 		else
@@ -177,6 +229,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Put FILE in place of the installed kvserver.so: a new inode renamed over the
+# old one, so running servers keep the library they mapped.
+so_install() {
+	install -m 755 "$1" "$PKGLIB/.kvserver.so.bench-$$" &&
+		mv -f "$PKGLIB/.kvserver.so.bench-$$" "$PKGLIB/kvserver.so"
+}
 
 # Run a client in the background and wait for it, so a signal is handled at once.
 run_child() {
@@ -265,16 +324,17 @@ REPORT=("$PY" "$BENCH/report.py")
 RUNS=$OUT/runs.jsonl
 MEM=$OUT/memory.jsonl
 META=$OUT/meta.jsonl
+STALE=$OUT/stale.jsonl
 
 ZIPF_STEP=$("$PY" -c 'import math,sys; n=int(sys.argv[1]); s=7919
 while math.gcd(s, n) != 1: s += 2
 print(s)' "$MISS_KEYS")
 
-# Five distinct free loopback ports, chosen by the kernel.
-read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT < <("$PY" - <<'EOF'
+# Seven distinct free loopback ports, chosen by the kernel.
+read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT SB_PG_PORT SB_KV_PORT < <("$PY" - <<'EOF'
 import socket
 socks = []
-for _ in range(5):
+for _ in range(7):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -282,6 +342,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 )
 say "state in $RUN; ports: postgres $PG_PORT (Unix socket only), kvserver $KV_PORT, nginx $NGINX_PORT, redis $REDIS_PORT, webdis $WEBDIS_PORT"
+wants standby && say "standby ports: postgres $SB_PG_PORT (Unix socket only), kvserver $SB_KV_PORT"
 
 "${REPORT[@]}" note "$META" "date=$(date -u +%Y-%m-%dT%H:%MZ)" "quick=$QUICK" "rounds=$ROUNDS" \
 	"duration=$DURATION" "warmup=$WARMUP" "cores=$(nproc)" \
@@ -331,6 +392,7 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 max_wal_size = 4GB
+wal_level = replica
 shared_preload_libraries = 'kvserver'
 kvserver.listen_addresses = '127.0.0.1'
 kvserver.port = $KV_PORT
@@ -374,8 +436,18 @@ pg_stop() {
 }
 
 WORKER_PID= # the kvserver worker of the current cluster start
-kv_hits() { psql_q "SELECT hits || ' ' || misses || ' ' || fills_skipped || ' ' || evictions FROM kv_stats()"; }
-worker_pid() { psql_q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kvserver' LIMIT 1"; }
+SB_WORKER_PID= # the standby's kvserver worker (standby workload)
+# The standby workload's hot standby (its own data directory, ports, socket).
+SBDATA=$RUN/standby
+psql_sb() {
+	as_pg "$PGBIN/psql" -h "$SBDATA" -p "$SB_PG_PORT" -d postgres -XAtq -v ON_ERROR_STOP=1 -c "$1"
+}
+# psql_q, or psql_sb for the standby's targets (kvserver_standby)
+psql_node() { # target sql
+	case $1 in kvserver_standby) psql_sb "$2" ;; *) psql_q "$2" ;; esac
+}
+kv_hits() { psql_node "${1:-kvserver}" "SELECT hits || ' ' || misses || ' ' || fills_skipped || ' ' || evictions FROM kv_stats()"; }
+worker_pid() { psql_node "${1:-kvserver}" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kvserver' LIMIT 1"; }
 
 mem_note() { # point label
 	local pid rss anon shm row
@@ -461,6 +533,7 @@ wait_http "http://127.0.0.1:$WEBDIS_PORT/PING" 20 200 || die "webdis did not ans
 # --- 3. workloads ------------------------------------------------------------------
 url_of() {
 	case $1 in
+	kvserver_standby) echo "http://127.0.0.1:$SB_KV_PORT" ;;
 	kvserver*) echo "http://127.0.0.1:$KV_PORT" ;;
 	nginx) echo "http://127.0.0.1:$NGINX_PORT" ;;
 	webdis) echo "http://127.0.0.1:$WEBDIS_PORT" ;;
@@ -561,16 +634,48 @@ ATTACK_N=0   # attacker runs so far: each gets its own address 127.0.0.(2+n)
 # its main thread's CPU, the CPU of this shell's finished children (wrk, the
 # attacker), so that report.py can tell how much CPU something else on the
 # machine took meanwhile; and /metrics (server-side status classes, latency
-# histogram).  CPU_SNAP and the files are overwritten by each call.
+# histogram).  CPU_SNAP and the files are overwritten by each call.  The
+# worker, its executors (kvserver.executors: they run the SQL) and the
+# /metrics are SNAP_PID's, SNAP_DATA's and SNAP_URL's (wrk_run sets them: the
+# primary's, or the standby's for kvserver_standby).  With SNAP_CLUSTERS=1
+# (standby workload) also the CPU of every other process of both clusters
+# (walsender, walreceiver, replay, walwriter, autovacuum...), so that it does
+# not count as "other".
+SNAP_PID=
+SNAP_DATA=
+SNAP_URL=
+SNAP_CLUSTERS=
+pm_of() { [ -f "$1/postmaster.pid" ] && head -n 1 "$1/postmaster.pid"; }
+ticks_of() { # pid...: "pid:ticks,..." (utime + stime)
+	local p out=''
+	for p in "$@"; do out+="$p:$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0),"; done
+	echo "${out%,}"
+}
+executor_ticks() { # data directory
+	local pm
+	pm=$(pm_of "$1") || return 0
+	# shellcheck disable=SC2046 # one pid per word
+	ticks_of $(ps -o pid=,args= --ppid "$pm" 2>/dev/null | awk '/kvserver executor/ {print $1}')
+}
+cluster_ticks() { # the postmasters and their children but the workers and executors
+	local pms=() pm
+	for pm in "$PGDATA" "$SBDATA"; do pm=$(pm_of "$pm") && pms+=("$pm"); done
+	[ "${#pms[@]}" -gt 0 ] || return 0
+	# shellcheck disable=SC2046 # one pid per word
+	ticks_of "${pms[@]}" $(ps -o pid=,args= --ppid "$(IFS=,; echo "${pms[*]}")" 2>/dev/null |
+		awk -v w="$WORKER_PID" -v s="$SB_WORKER_PID" '$1 != w && $1 != s && !/kvserver executor/ {print $1}')
+}
 cpu_snap() { # prefix (0 or 1)
 	local cpu rest
 	read -r cpu rest </proc/stat
 	CPU_SNAP+=("ts$1=$(date +%s.%N)" "cpu$1=$rest")
-	CPU_SNAP+=("wk$1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/stat" 2>/dev/null || echo)")
-	CPU_SNAP+=("mt$1=$(awk '{print $14 + $15}' "/proc/$WORKER_PID/task/$WORKER_PID/stat" 2>/dev/null || echo)")
+	CPU_SNAP+=("wk$1=$(awk '{print $14 + $15}' "/proc/$SNAP_PID/stat" 2>/dev/null || echo)")
+	CPU_SNAP+=("mt$1=$(awk '{print $14 + $15}' "/proc/$SNAP_PID/task/$SNAP_PID/stat" 2>/dev/null || echo)")
+	CPU_SNAP+=("ex$1=$(executor_ticks "$SNAP_DATA")")
+	[ -n "$SNAP_CLUSTERS" ] && CPU_SNAP+=("pg$1=$(cluster_ticks)")
 	times >"$RUN/times"
 	CPU_SNAP+=("ch$1=$(sed -n 2p "$RUN/times")")
-	curl -s --max-time 5 -o "$RUN/metrics$1" "http://127.0.0.1:$KV_PORT/metrics" || : >"$RUN/metrics$1"
+	curl -s --max-time 5 -o "$RUN/metrics$1" "$SNAP_URL/metrics" || : >"$RUN/metrics$1"
 	CPU_SNAP+=("metrics$1=$RUN/metrics$1")
 }
 
@@ -584,7 +689,11 @@ wrk_run() {
 	[ "$round" = warm ] && secs=$WARMUP
 	[ "$secs" -gt 0 ] || return 0
 	rm -f "$res"
-	if is_kv "$target" && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits)"; fi
+	SNAP_PID=$WORKER_PID
+	SNAP_DATA=$PGDATA
+	SNAP_URL=$(url_of "$target")
+	if [ "$target" = kvserver_standby ]; then SNAP_PID=$SB_WORKER_PID SNAP_DATA=$SBDATA; fi
+	if is_kv "$target" && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits "$target")"; fi
 	CPU_SNAP=()
 	if is_kv "$target" && [ "$round" != warm ]; then cpu_snap 0; fi
 	local attack=() ares=$OUT/raw/$id.attack.json arc=0
@@ -619,9 +728,9 @@ wrk_run() {
 	local extra=("${attack[@]}")
 	if is_kv "$target" && [ "$round" != warm ]; then
 		cpu_snap 1
-		read -r ha ma fa ea <<<"$(kv_hits)"
+		read -r ha ma fa ea <<<"$(kv_hits "$target")"
 		# a worker that restarted (crash) has a new pid
-		extra+=("${CPU_SNAP[@]}" "worker_pid=$WORKER_PID" "worker_pid_after=$(worker_pid)")
+		extra+=("${CPU_SNAP[@]}" "worker_pid=$SNAP_PID" "worker_pid_after=$(worker_pid "$target")")
 	fi
 	[ -n "$RUN_VARIANT" ] && extra+=("variant=$RUN_VARIANT")
 	[ -n "$hb" ] && extra+=("hits_before=$hb" "misses_before=$mb" "hits_after=$ha" "misses_after=$ma"
@@ -689,10 +798,10 @@ EOF
 }
 
 # GET every hit key once, so each is in the cache; check one says X-Cache: HIT.
-warm_hit_keys() {
-	say "warming the cache with the $HIT_KEYS hit keys"
-	local base
-	base=$(url_of kvserver)
+warm_hit_keys() { # [target: kvserver (the primary) or kvserver_standby]
+	local target=${1:-kvserver} base
+	say "warming the cache of $target with the $HIT_KEYS hit keys"
+	base=$(url_of "$target")
 	seq 1 "$HIT_KEYS" | sed "s|.*|url = \"$base/kv/h&\"|" >"$RUN/warm.curl"
 	curl -s --fail -K "$RUN/warm.curl" >/dev/null || die "warming GETs failed"
 	curl -s -D - -o /dev/null "$base/kv/h1" | grep -qi '^X-Cache: HIT' ||
@@ -851,6 +960,466 @@ workload_mixed() {
 	mem_note "after mixed, cache $CUR_CACHE"
 }
 
+# --- the standby workload -------------------------------------------------------------
+# A streaming hot standby of the primary, made by pg_basebackup with a physical
+# replication slot (so that the primary keeps the WAL while the standby is
+# stopped), in $SBDATA: its own bench.conf (port, socket, kvserver.port,
+# hot_standby = on, primary_conninfo with application_name = SB_NAME).
+standby_create() {
+	say "pg_basebackup: a hot standby of the primary in $SBDATA (slot $SB_NAME)"
+	install -d -o "$PG_USER" -g "$PG_USER" -m 700 "$SBDATA"
+	as_pg "$PGBIN/pg_basebackup" -h "$PGDATA" -p "$PG_PORT" -U "$PG_USER" -D "$SBDATA" \
+		-X stream -c fast -C -S "$SB_NAME" -N >"$OUT/logs/pg_basebackup.log" 2>&1 ||
+		{ cat "$OUT/logs/pg_basebackup.log"; die "pg_basebackup failed"; }
+	rm -f "$SBDATA/server.log" # the primary's
+	as_pg touch "$SBDATA/standby.signal"
+	cat >"$SBDATA/bench.conf" <<EOF
+listen_addresses = ''
+port = $SB_PG_PORT
+unix_socket_directories = '$SBDATA'
+max_connections = 120
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+max_wal_size = 4GB
+wal_level = replica
+hot_standby = on
+primary_conninfo = 'host=$PGDATA port=$PG_PORT user=$PG_USER application_name=$SB_NAME'
+primary_slot_name = '$SB_NAME'
+wal_retrieve_retry_interval = 500ms
+shared_preload_libraries = 'kvserver'
+kvserver.listen_addresses = '127.0.0.1'
+kvserver.port = $SB_KV_PORT
+kvserver.database = 'postgres'
+kvserver.cache_size = '$MAIN_CACHE'
+kvserver.anonymous_role = '$ANON_ROLE'
+EOF
+	chown "$PG_USER:$PG_USER" "$SBDATA/bench.conf"
+	"${REPORT[@]}" note "$META" "standby=pg_basebackup, streaming, slot, hot_standby = on, cache $MAIN_CACHE"
+}
+
+standby_start() {
+	say "starting the standby"
+	SB_STARTED=yes
+	as_pg "$PGBIN/pg_ctl" -D "$SBDATA" -l "$SBDATA/server.log" -w -t 120 start >/dev/null ||
+		{ tail -n 30 "$SBDATA/server.log"; die "the standby did not start"; }
+	wait_http "$(url_of kvserver_standby)/health" 60 200 || die "the standby's kvserver /health is not 200"
+	SB_WORKER_PID=$(worker_pid kvserver_standby)
+	wait_streaming
+}
+
+standby_stop() {
+	say "stopping the standby"
+	as_pg "$PGBIN/pg_ctl" -D "$SBDATA" -m fast -w -t 120 stop >/dev/null
+	SB_STARTED=no
+	SB_WORKER_PID=
+}
+
+# Until the primary's walsender reports the standby caught up ("streaming"),
+# and with sync_state = $1 if given (sync, async).
+wait_streaming() {
+	local want=${1:-} row=
+	for _ in $(seq 1 600); do
+		row=$(psql_q "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = '$SB_NAME'")
+		if [ "${row%% *}" = streaming ] && { [ -z "$want" ] || [ "${row#* }" = "$want" ]; }; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "the standby is not streaming${want:+ as $want} after 60 s (pg_stat_replication: '${row:-no row}')"
+}
+
+# The primary's replication settings (ALTER SYSTEM + reload; the kvserver
+# worker rereads its configuration as soon as it is signalled):
+#   none          the standby stopped (its slot keeps the WAL for it)
+#   async         the standby streaming, nobody waits for it
+#   sync          synchronous_standby_names = SB_NAME, synchronous_commit = on
+#   remote_apply  the same with synchronous_commit = remote_apply
+# Commits never wait for a stopped standby: it is stopped only once the
+# settings are asynchronous again.
+repl_mode() {
+	local names='' commit=on sync=async got=''
+	case $1 in
+	sync) names=$SB_NAME sync=sync ;;
+	remote_apply) names=$SB_NAME commit=remote_apply sync=sync ;;
+	esac
+	say "replication: $1"
+	psql_q "ALTER SYSTEM SET synchronous_standby_names = '$names'" >/dev/null
+	psql_q "ALTER SYSTEM SET synchronous_commit = '$commit'" >/dev/null
+	psql_q "SELECT pg_reload_conf()" >/dev/null
+	for _ in $(seq 1 100); do
+		got=$(psql_q "SELECT current_setting('synchronous_standby_names') || '/' || current_setting('synchronous_commit')")
+		[ "$got" = "$names/$commit" ] && break
+		sleep 0.1
+	done
+	[ "$got" = "$names/$commit" ] || die "the reload did not take: '$got', not '$names/$commit'"
+	sleep 0.3 # the worker rereads its configuration when signalled; give it the time
+	if [ "$1" = none ]; then
+		[ "$SB_STARTED" = no ] || standby_stop
+		return 0
+	fi
+	[ "$SB_STARTED" = yes ] || standby_start
+	wait_streaming "$sync"
+	if [ "$1" = remote_apply ]; then
+		# remote_apply: a PUT's answer means the standby has replayed it, so
+		# the standby answers the new value at once
+		local v
+		v=apply-$RANDOM$RANDOM
+		curl -s -o /dev/null -X PUT --data-binary "$v" "$(url_of kvserver)/kv/applycheck"
+		got=$(curl -s "$(url_of kvserver_standby)/kv/applycheck")
+		if [ "$got" = "$v" ]; then
+			"${REPORT[@]}" note "$META" "standby_apply_check=ok"
+		else
+			say "WARNING: with remote_apply, the standby answered '$got' right after the PUT of '$v'"
+			"${REPORT[@]}" note "$META" "standby_apply_check=the standby answered '$got' right after the PUT of '$v' (remote_apply)"
+		fi
+	fi
+}
+
+# Reads on the standby answer the primary's data, writes there answer 503, a
+# PUT on the primary reaches it, and its cache serves the hit keys (X-Cache: HIT).
+standby_sanity() {
+	local kv sb got v i
+	kv=$(url_of kvserver)
+	sb=$(url_of kvserver_standby)
+	got=$(curl -s "$sb/health")
+	case $got in *'"role":"standby"'* | *'"role": "standby"'*) ;; *) die "the standby's /health answered '$got'" ;; esac
+	got=$(curl -s "$sb/kv/h1")
+	[ "$got" = "$VALUE" ] || die "the standby's GET /kv/h1 answered '$got'"
+	got=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$VALUE" "$sb/kv/sanity")
+	[ "$got" = 503 ] || die "a PUT on the standby answered $got, not 503"
+	v=sanity-$RANDOM$RANDOM
+	got=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$v" "$kv/kv/sanity")
+	case $got in 200 | 201) ;; *) die "kvserver PUT /kv/sanity answered $got" ;; esac
+	for i in $(seq 1 100); do
+		[ "$(curl -s "$sb/kv/sanity")" = "$v" ] && break
+		[ "$i" -lt 100 ] || die "the standby did not serve a PUT of the primary within 10 s"
+		sleep 0.1
+	done
+	warm_hit_keys kvserver_standby
+	for i in $(seq 1 50); do
+		curl -s -D - -o /dev/null "$sb/kv/h1" | grep -qi '^X-Cache: HIT' && break
+		[ "$i" -lt 50 ] || die "GET /kv/h1 on the standby is not X-Cache: HIT after warming"
+		sleep 0.1
+	done
+	say "standby sanity: /health role standby, GET 200 (X-Cache: HIT after warming), PUT 503, the primary's PUT replayed"
+}
+
+# GET hit on the standby against the primary, interleaved, c16 and c64.
+standby_get_hit() {
+	local conns t r
+	warm_hit_keys kvserver
+	for conns in 16 64; do
+		for t in kvserver kvserver_standby; do
+			wrk_run standby_get_hit "GET hit, primary vs standby" "$t" "$conns" warm get uniform h "$HIT_KEYS"
+		done
+		for r in $(seq 1 "$ROUNDS"); do
+			for t in kvserver kvserver_standby; do
+				wrk_run standby_get_hit "GET hit, primary vs standby" "$t" "$conns" "$r" get uniform h "$HIT_KEYS"
+			done
+		done
+	done
+}
+
+put_label() {
+	case $1 in
+	none) echo "PUT overwrite, no standby" ;; # (standby stopped)
+	async) echo "PUT overwrite, standby async" ;;
+	sync) echo "PUT overwrite, standby sync (on)" ;;
+	remote_apply) echo "PUT overwrite, standby sync (remote_apply)" ;;
+	with_record) echo "with the WAL record" ;;
+	without_record) echo "record compiled out" ;;
+	esac
+}
+
+# The primary's PUT overwrite (wrk c64, as the put workload) with each
+# STANDBY_PUT_CONFIGS in turn, interleaved per round, each after a warm-up.
+standby_put() {
+	local r c
+	for r in $(seq 1 "$ROUNDS"); do
+		for c in $STANDBY_PUT_CONFIGS; do
+			repl_mode "$c"
+			RUN_VARIANT=$c
+			wrk_run standby_put "$(put_label "$c")" kvserver 64 warm put_over uniform o "$OVER_KEYS"
+			wrk_run standby_put "$(put_label "$c")" kvserver 64 "$r" put_over uniform o "$OVER_KEYS"
+			RUN_VARIANT=
+		done
+	done
+	repl_mode async
+}
+
+# kvserver.so twice, from a scratch copy of the checkout (its objects
+# included, with their times, so that make rebuilds only what is out of
+# date): as it is (with_record: what make install installed, unless
+# SKIP_BUILD=1 and the checkout changed since) and with
+# -DKVSERVER_BENCH_NO_STANDBY_RECORDS (without_record: the pre-commit WAL
+# record writer is a no-op; a benchmark-only switch, see src/pg/rmgr.c).
+# Only rmgr.o differs between the two.
+build_variants() {
+	local src=$RUN/variant/src log=$OUT/logs/variant-build.log
+	say "building kvserver.so in a scratch copy: as is, and with -DKVSERVER_BENCH_NO_STANDBY_RECORDS"
+	mkdir -p "$src"
+	# (not the data directories of tests or run-local.sh, which may be live;
+	# tar's exit code 1 is "a file changed as we read it")
+	{ tar -C "$ROOT" --exclude=./.git --exclude=./bench/out --exclude='tmp_check*' --exclude=./.cluster \
+		--exclude=node_modules -cf - . || [ $? -eq 1 ]; } | tar -C "$src" -xf -
+	make -C "$src" -j"$(nproc)" "PG_CONFIG=$PG_CONFIG" >"$log" 2>&1 ||
+		{ tail -n 40 "$log"; die "the scratch build failed (see $log)"; }
+	cp "$src/kvserver.so" "$RUN/variant/kvserver.so.with_record"
+	# (PGXS's .SECONDARY: a missing object alone does not make make relink)
+	rm -f "$src/src/pg/rmgr.o" "$src/src/pg/rmgr.bc" "$src/kvserver.so"
+	touch "$src/src/pg/rmgr.c"
+	make -C "$src" -j"$(nproc)" "PG_CONFIG=$PG_CONFIG" COPT=-DKVSERVER_BENCH_NO_STANDBY_RECORDS >>"$log" 2>&1 ||
+		{ tail -n 40 "$log"; die "the scratch build without the WAL record failed (see $log)"; }
+	cp "$src/kvserver.so" "$RUN/variant/kvserver.so.without_record"
+	! cmp -s "$RUN/variant/kvserver.so.with_record" "$RUN/variant/kvserver.so.without_record" ||
+		die "the builds with and without -DKVSERVER_BENCH_NO_STANDBY_RECORDS are identical"
+}
+
+# How many kvserver WAL records (resource manager 142, "custom142" to
+# pg_waldump) one HTTP PUT on the primary wrote.
+put_wal_records() {
+	local lsn0 lsn1 code
+	lsn0=$(psql_q "SELECT pg_current_wal_insert_lsn()")
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$VALUE" "$(url_of kvserver)/kv/walcheck")
+	case $code in 200 | 201) ;; *) die "kvserver PUT /kv/walcheck answered $code" ;; esac
+	lsn1=$(psql_q "SELECT pg_current_wal_flush_lsn()")
+	as_pg "$PGBIN/pg_waldump" -p "$PGDATA/pg_wal" -s "$lsn0" -e "$lsn1" 2>/dev/null | grep -c 'custom142' || true
+}
+
+# PUT overwrite with the record (A) and without (B), A B A B, each run after
+# a restart of the primary with that kvserver.so in pkglibdir, for each of
+# STANDBY_RECORD_CONFIGS per round: none (the standby stopped: the primary's
+# own cost; the record is written all the same) and async (the standby
+# streaming, and replaying on the same cores).  The kvserver.so installed
+# before is put back at the end (and by cleanup() on failure).
+standby_record_cost() {
+	local r c b n
+	build_variants
+	PKGLIB=$("$PG_CONFIG" --pkglibdir)
+	SO_ORIG=$RUN/variant/kvserver.so.orig
+	cp -p "$PKGLIB/kvserver.so" "$SO_ORIG"
+	for r in $(seq 1 "$ROUNDS"); do
+		for c in $STANDBY_RECORD_CONFIGS; do
+			repl_mode "$c"
+			for b in with_record without_record; do
+				pg_stop
+				SO_SWAPPED=yes
+				so_install "$RUN/variant/kvserver.so.$b" || die "could not install $b into $PKGLIB"
+				pg_start "$MAIN_CACHE"
+				[ "$c" = none ] || wait_streaming async
+				n=$(put_wal_records)
+				say "build $b: one PUT wrote $n kvserver WAL record(s)"
+				case $b:$n in
+				with_record:0 | without_record:[1-9]*) die "build $b: one PUT wrote $n kvserver WAL records" ;;
+				esac
+				RUN_VARIANT=$c-$b
+				wrk_run standby_record "$(put_label "$c"), $(put_label "$b")" kvserver 64 warm put_over uniform o "$OVER_KEYS"
+				wrk_run standby_record "$(put_label "$c"), $(put_label "$b")" kvserver 64 "$r" put_over uniform o "$OVER_KEYS"
+				RUN_VARIANT=
+			done
+		done
+	done
+	pg_stop
+	so_install "$SO_ORIG" || die "could not restore $PKGLIB/kvserver.so"
+	SO_SWAPPED=no
+	say "restored the kvserver.so installed before"
+	pg_start "$MAIN_CACHE"
+	repl_mode async
+	n=$(put_wal_records)
+	[ "$n" -ge 1 ] || die "after restoring kvserver.so, a PUT wrote no kvserver WAL record"
+}
+
+# The staleness probe: PUT a new value of one key on the primary, then GET
+# it from the standby (keep-alive, every 0.5 ms) until the standby answers
+# that value; the delay from the PUT's answer to the first GET that returns
+# it is one sample (it includes that GET's own round trip).  STALE_GAP_MS
+# between samples; a sample gives up after 10 s (a timeout).  Meanwhile a
+# second thread reads the standby's /health every 100 ms (replay_lag_seconds).
+# Writes a JSON summary with every delay.
+cat >"$RUN/probe.py" <<'EOF'
+import http.client, json, sys, threading, time
+p_port, s_port, key, secs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+max_samples, gap, out, phase = int(sys.argv[5]), float(sys.argv[6]) / 1000.0, sys.argv[7], sys.argv[8]
+POLL, GIVE_UP = 0.0005, 10.0
+
+
+class Client:
+    def __init__(self, port):
+        self.port, self.c = port, None
+
+    def req(self, method, path, body=None):
+        for attempt in (1, 2):
+            try:
+                if self.c is None:
+                    self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                hdr = {"Content-Type": "application/octet-stream"} if body is not None else {}
+                self.c.request(method, path, body=body, headers=hdr)
+                r = self.c.getresponse()
+                data = r.read()
+                if r.will_close:
+                    self.c.close()
+                    self.c = None
+                return r.status, data, r.getheader("X-Cache")
+            except (OSError, http.client.HTTPException):
+                if self.c is not None:
+                    self.c.close()
+                self.c = None
+                if attempt == 2:
+                    raise
+
+
+lags, lag_nulls, health_errors = [], 0, 0
+stop = threading.Event()
+
+
+def health():
+    global lag_nulls, health_errors
+    c = Client(s_port)
+    while not stop.is_set():
+        try:
+            st, data, _ = c.req("GET", "/health")
+            v = json.loads(data).get("replay_lag_seconds") if st == 200 else None
+            if v is None:
+                lag_nulls += 1
+            else:
+                lags.append(float(v))
+        except (OSError, http.client.HTTPException, ValueError):
+            health_errors += 1
+        stop.wait(0.1)
+
+
+th = threading.Thread(target=health, daemon=True)
+th.start()
+prim, stby = Client(p_port), Client(s_port)
+delays, put_ms, first_read_fresh, polls, stale_reads = [], [], 0, 0, 0
+put_errors, get_other, xcache, errors, timeouts = {}, {}, {}, 0, 0
+start = time.monotonic()
+deadline = start + secs
+i = 0
+while time.monotonic() < deadline and len(delays) + timeouts < max_samples:
+    i += 1
+    val = ("%s-%d-%d" % (phase, i, time.time_ns())).encode()
+    try:
+        t0 = time.monotonic()
+        st, _, _ = prim.req("PUT", "/kv/" + key, val)
+        t1 = time.monotonic()
+        if st not in (200, 201, 204):
+            put_errors[str(st)] = put_errors.get(str(st), 0) + 1
+            time.sleep(gap)
+            continue
+        put_ms.append((t1 - t0) * 1000.0)
+        n = 0
+        while True:
+            st, data, xc = stby.req("GET", "/kv/" + key)
+            now = time.monotonic()
+            n += 1
+            if st == 200 and data == val:
+                delays.append((now - t1) * 1000.0)
+                xcache[str(xc)] = xcache.get(str(xc), 0) + 1
+                if n == 1:
+                    first_read_fresh += 1
+                break
+            if st in (200, 404):
+                stale_reads += 1  # the previous value, or none yet
+            else:
+                get_other[str(st)] = get_other.get(str(st), 0) + 1
+            if now - t1 > GIVE_UP:
+                timeouts += 1
+                break
+            time.sleep(POLL)
+        polls += n
+    except (OSError, http.client.HTTPException):
+        errors += 1
+    time.sleep(gap)
+elapsed = time.monotonic() - start
+stop.set()
+th.join(2)
+
+
+def pct(v, p):
+    v = sorted(v)
+    return round(v[min(len(v) - 1, max(0, -(-len(v) * p // 100) - 1))], 3) if v else None
+
+
+res = {"phase": phase, "key": key, "seconds": round(elapsed, 3), "samples": len(delays),
+       "timeouts": timeouts, "errors": errors, "put_errors": put_errors, "get_other": get_other,
+       "delays_ms": [round(d, 3) for d in delays], "put_p50_ms": pct(put_ms, 50),
+       "put_p99_ms": pct(put_ms, 99), "first_read_fresh": first_read_fresh, "polls": polls,
+       "stale_reads": stale_reads, "xcache": xcache, "poll_ms": POLL * 1000.0,
+       "lags_s": [round(x, 6) for x in lags], "lag_nulls": lag_nulls,
+       "health_errors": health_errors,
+       "delay_p50_ms": pct(delays, 50), "delay_p99_ms": pct(delays, 99)}
+with open(out, "w") as f:
+    json.dump(res, f, sort_keys=True)
+print("%s: %d samples, p50 %s ms, p99 %s ms, %d timeouts; /health replay_lag p50 %s s, p99 %s s (%d reads)" % (
+    phase, len(delays), pct(delays, 50), pct(delays, 99), timeouts, pct(lags, 50), pct(lags, 99), len(lags)))
+EOF
+
+# Staleness: the probe alone (STALE_IDLE_SAMPLES samples, at most 60 s), then
+# in each round for DURATION s alongside the PUT overwrite load (wrk c64) on
+# the primary, the standby asynchronous.
+PROBE_ID=
+probe_start() { # phase round seconds max_samples
+	PROBE_ID=standby_stale_$1_r$2
+	rm -f "$OUT/raw/$PROBE_ID.probe.json"
+	timeout $(($3 + 30)) "$PY" "$RUN/probe.py" "$KV_PORT" "$SB_KV_PORT" "stale_$1" "$3" "$4" \
+		"$STALE_GAP_MS" "$OUT/raw/$PROBE_ID.probe.json" "$1" >"$OUT/raw/$PROBE_ID.probe.txt" 2>&1 &
+	PROBE=$!
+}
+probe_wait() { # round
+	local rc=0
+	wait "$PROBE" || rc=$?
+	PROBE=
+	[ "$rc" -eq 0 ] || say "the probe exited with $rc (see $OUT/raw/$PROBE_ID.probe.txt)"
+	"${REPORT[@]}" probe "$STALE" "$OUT/raw/$PROBE_ID.probe.json" "round=$1" "gap_ms=$STALE_GAP_MS"
+}
+
+standby_staleness() {
+	local r
+	repl_mode async
+	if [ "$STALE_IDLE_SAMPLES" -gt 0 ]; then
+		say "staleness probe, no other load ($STALE_IDLE_SAMPLES samples)"
+		probe_start idle 1 60 "$STALE_IDLE_SAMPLES"
+		probe_wait 1
+	fi
+	wrk_run standby_stale "PUT overwrite + staleness probe, standby async" kvserver 64 warm put_over uniform o "$OVER_KEYS"
+	for r in $(seq 1 "$ROUNDS"); do
+		say "staleness probe alongside PUT overwrite c64, round $r"
+		probe_start load "$r" "$DURATION" 1000000
+		wrk_run standby_stale "PUT overwrite + staleness probe, standby async" kvserver 64 "$r" put_over uniform o "$OVER_KEYS"
+		probe_wait "$r"
+	done
+}
+
+workload_standby() {
+	SNAP_CLUSTERS=1
+	standby_create
+	standby_start
+	repl_mode async
+	standby_sanity
+	standby_get_hit
+	standby_put
+	standby_record_cost
+	standby_staleness
+	standby_stop
+	psql_q "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+	psql_q "ALTER SYSTEM RESET synchronous_commit" >/dev/null
+	psql_q "SELECT pg_reload_conf()" >/dev/null
+	psql_q "SELECT pg_drop_replication_slot('$SB_NAME')" >/dev/null
+	SNAP_CLUSTERS=
+	# Anything alarming the standby logged, but its replication connection
+	# ending when the primary restarts (the WAL record runs) and its own stops.
+	grep -E 'ERROR|WARNING|FATAL|PANIC|terminated by signal' "$SBDATA/server.log" |
+		grep -vE 'terminating background worker "kvserver( executor)?" due to administrator command|terminating walreceiver process due to administrator command|could not connect to the primary server|could not send end-of-streaming message to primary|could not receive data from WAL stream' |
+		sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' |
+		sort | uniq -c | sort -rn | head -n 20 >"$OUT/logs/postgresql-standby-problems.txt" || true
+	if [ -s "$OUT/logs/postgresql-standby-problems.txt" ]; then
+		say "the standby's log has errors/warnings (bench/out/logs/postgresql-standby-problems.txt):"
+		cat "$OUT/logs/postgresql-standby-problems.txt"
+	fi
+}
+
 # Phase 1 (SMALL_CACHE): load, GET miss, mixed.  Phase 2 (MID_CACHE): mixed.
 # Phase 3 (MAIN_CACHE, the longest-lived worker): RSS before, GET hit, PUT,
 # mixed, RSS after.
@@ -873,7 +1442,7 @@ pg_start "$MAIN_CACHE"
 mem_note "fresh worker (before)"
 sanity_checks
 if wants get_hit_auth || wants auth_flood; then auth_sanity; fi
-if wants get_hit || wants put || wants get_hit_auth || wants auth_flood; then
+if wants get_hit || wants put || wants get_hit_auth || wants auth_flood || wants standby; then
 	warm_hit_keys
 	mem_note "after loading $HIT_KEYS keys"
 fi
@@ -893,12 +1462,19 @@ if wants put; then
 	workload_put
 	mem_note "after PUT"
 fi
+if wants standby; then
+	workload_standby
+	mem_note "after standby (a new worker)"
+fi
 wants mixed && workload_mixed
 mem_note "end of run (after)"
 pg_stop
 # Anything alarming the server logged, besides the worker's normal shutdown.
+# (standby workload: pg_basebackup meets the Unix socket in the data directory,
+# and the standby tries to connect while the primary restarts)
 grep -E 'ERROR|WARNING|FATAL|PANIC|terminated by signal' "$PGDATA/server.log" |
-	grep -v 'terminating background worker "kvserver" due to administrator command' |
+	grep -vE 'terminating background worker "kvserver( executor)?" due to administrator command' |
+	grep -vE 'WARNING:  skipping special file "./.s.PGSQL.|FATAL:  the database system is starting up' |
 	sort | uniq -c | sort -rn | head -n 20 >"$OUT/logs/postgresql-problems.txt" || true
 # Each failed HTTP login is one LOG line: they should match the attackers' 401s.
 fails=$(grep -c 'HTTP password authentication failed' "$PGDATA/server.log" || true)
