@@ -5,7 +5,7 @@
  *	  on the worker's main thread, and fill in its reply.
  *
  * Replies cross back to a civetweb thread, which frees them with free():
- * so every reply field is malloc'd here (xmalloc throws on failure, like
+ * so every reply field is malloc'd here (kv_reply_alloc throws on failure, like
  * palloc), never palloc'd.
  *
  * A GET is answered from the shared cache when it can be; otherwise from
@@ -40,8 +40,12 @@
 #include "store.h"
 #include "txn.h"
 
-static void *
-xmalloc(Size size)
+/*
+ * Replies are malloc'd (request_queue.h: the civetweb side frees them);
+ * out of memory is an ERROR of the request's subtransaction.
+ */
+void *
+kv_reply_alloc(Size size)
 {
 	void	   *p = malloc(size);
 
@@ -52,10 +56,10 @@ xmalloc(Size size)
 	return p;
 }
 
-static char *
-xstrndup(const char *s, size_t len)
+char *
+kv_reply_strndup(const char *s, size_t len)
 {
-	char	   *p = xmalloc(len + 1);
+	char	   *p = kv_reply_alloc(len + 1);
 
 	memcpy(p, s, len);
 	p[len] = '\0';
@@ -79,7 +83,7 @@ kv_exec_cached_get(KvRequest *req, Oid relid)
 
 	if (!req->role_may_hit)
 		return false;
-	if (!kvcache_lookup(relid, req->key, req->key_len, xmalloc, &cv))
+	if (!kvcache_lookup(relid, req->key, req->key_len, kv_reply_alloc, &cv))
 		return false;
 	req->reply_value = cv.value;
 	req->reply_value_len = cv.value_len;
@@ -100,10 +104,10 @@ get_from_row(KvRequest *req, Oid relid, uint64 token, const KvRow *row)
 		kvcache_fill(relid, req->key, req->key_len, token, row->value,
 					 row->value_len, row->content_type, row->version,
 					 row->expires_at);
-	req->reply_value = xstrndup(row->value, row->value_len);
+	req->reply_value = kv_reply_strndup(row->value, row->value_len);
 	req->reply_value_len = row->value_len;
 	req->reply_content_type = row->content_type
-		? xstrndup(row->content_type, strlen(row->content_type)) : NULL;
+		? kv_reply_strndup(row->content_type, strlen(row->content_type)) : NULL;
 	req->version = row->version;
 	req->expires_at = row->expires_at;
 	req->cache_hit = false;
@@ -176,12 +180,12 @@ exec_list(KvRequest *req)
 	if (n > req->limit)
 	{
 		n = req->limit;
-		req->next_key = xstrndup(keys[n - 1], strlen(keys[n - 1]));
+		req->next_key = kv_reply_strndup(keys[n - 1], strlen(keys[n - 1]));
 	}
-	req->keys = xmalloc(sizeof(char *) * (n + 1));
+	req->keys = kv_reply_alloc(sizeof(char *) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
-		req->keys[i] = xstrndup(keys[i], strlen(keys[i]));
+		req->keys[i] = kv_reply_strndup(keys[i], strlen(keys[i]));
 		req->nkeys = i + 1;
 	}
 	req->status = 200;
@@ -259,7 +263,7 @@ kv_exec_request(KvRequest *req, Oid relid)
 			exec_list(req);
 			break;
 		case KV_OP_HEALTH:
-			req->database = xstrndup(kvserver_database, strlen(kvserver_database));
+			req->database = kv_reply_strndup(kvserver_database, strlen(kvserver_database));
 			req->standby = RecoveryInProgress();
 			req->replay_lsn = 0;
 			req->replay_lag_us = -1;

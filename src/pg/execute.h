@@ -18,6 +18,8 @@
 
 #include "request_queue.h"
 
+extern void *kv_reply_alloc(Size size);
+extern char *kv_reply_strndup(const char *s, size_t len);
 extern bool kv_exec_is_write(const KvRequest *req);
 extern bool kv_exec_cached_get(KvRequest *req, Oid relid);
 extern bool kv_exec_request(KvRequest *req, Oid relid);

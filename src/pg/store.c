@@ -349,6 +349,19 @@ store_get(const char *key, size_t key_len, KvRow *row)
 		row_from_result(0, row);
 }
 
+/* The keys as a text[] parameter, for key = ANY($1). */
+static Datum
+key_array(const char *const *keys, const size_t *key_lens, int nkeys)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * nkeys);
+	int			k;
+
+	for (k = 0; k < nkeys; k++)
+		elems[k] = text_datum(keys[k], key_lens[k]);
+	return PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
+										   false, TYPALIGN_INT));
+}
+
 /*
  * Read several keys with one statement; 'callback' sees each live row
  * found, in no particular order.  Keys not found get no call.
@@ -357,15 +370,10 @@ void
 store_get_many(const char *const *keys, const size_t *key_lens, int nkeys,
 			   KvRowCallback callback, void *arg)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * nkeys);
 	Datum		args[1];
 	uint64		i;
-	int			k;
 
-	for (k = 0; k < nkeys; k++)
-		elems[k] = text_datum(keys[k], key_lens[k]);
-	args[0] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
-											  false, TYPALIGN_INT));
+	args[0] = key_array(keys, key_lens, nkeys);
 	execute(PLAN_GET_MANY, args, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -389,15 +397,10 @@ void
 store_lock(const char *const *keys, const size_t *key_lens, int nkeys,
 		   KvRowCallback callback, void *arg)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * nkeys);
 	Datum		args[1];
 	uint64		i;
-	int			k;
 
-	for (k = 0; k < nkeys; k++)
-		elems[k] = text_datum(keys[k], key_lens[k]);
-	args[0] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
-											  false, TYPALIGN_INT));
+	args[0] = key_array(keys, key_lens, nkeys);
 	execute(PLAN_LOCK, args, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{

@@ -42,7 +42,7 @@
  *   with 412 at the check's index.  A key read as absent and not written
  *   stays unlocked: another client may create it before the commit.
  *
- * Replies are malloc'd (xmalloc), never palloc'd: they cross back to a
+ * Replies are malloc'd (kv_reply_alloc), never palloc'd: they cross back to a
  * civetweb thread.  Working memory is palloc'd in the caller's context
  * (the batch's SPI procedure context).
  *
@@ -61,6 +61,7 @@
 
 #include "utils/timestamp.h"
 
+#include "execute.h"
 #include "request_queue.h"
 #include "store.h"
 #include "txn.h"
@@ -83,28 +84,6 @@ typedef struct TxnState
 	int		   *key_of;			/* operation -> keys[] */
 	int		   *next_op;		/* operation -> next one of its key; -1 */
 } TxnState;
-
-static void *
-xmalloc(Size size)
-{
-	void	   *p = malloc(size);
-
-	if (p == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	return p;
-}
-
-static char *
-xstrndup(const char *s, size_t len)
-{
-	char	   *p = xmalloc(len + 1);
-
-	memcpy(p, s, len);
-	p[len] = '\0';
-	return p;
-}
 
 static int
 compare_keys(const char *a, size_t alen, const char *b, size_t blen)
@@ -207,10 +186,10 @@ set_row(KvTxnOp *op, const KvRow *row)
 	op->version = row->version;
 	if (op->kind != KV_TXN_GET)
 		return;
-	op->reply_value = xstrndup(row->value, row->value_len);
+	op->reply_value = kv_reply_strndup(row->value, row->value_len);
 	op->reply_value_len = row->value_len;
 	op->reply_content_type = row->content_type
-		? xstrndup(row->content_type, strlen(row->content_type)) : NULL;
+		? kv_reply_strndup(row->content_type, strlen(row->content_type)) : NULL;
 	op->expires_at = row->expires_at;
 }
 
