@@ -193,7 +193,8 @@ clean: clean-fuzz
 clean-fuzz:
 	$(MAKE) -C $(srcdir)/fuzz clean
 
-# benchmark against nginx, webdis+redis and pgbench (as root; QUICK=1 for ~1.5 min)
+# benchmark against nginx, webdis+redis and pgbench, a hot standby, and the
+# watches' wake-up latency (as root; ~13 min, QUICK=1 for ~3 min)
 bench:
 	$(srcdir)/bench/run.sh
 	$(srcdir)/bench/watch.sh
