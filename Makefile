@@ -31,6 +31,8 @@ CIVET_OBJS = \
 	src/civet/http_auth_guard.o \
 	src/civet/http_keys.o \
 	src/civet/http_parse.o \
+	src/civet/json_body.o \
+	src/civet/json_reply.o \
 	src/civet/http_reply.o \
 	src/civet/http_request.o \
 	src/civet/http_server.o \

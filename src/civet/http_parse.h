@@ -47,6 +47,7 @@ extern KvError kv_query_param(const char *query, const char *name,
 extern KvError kv_parse_list_query(const char *query, char **prefix,
 								   char **after, int *limit,
 								   const char **why);
+extern bool kv_ttl_valid(int64_t ttl);
 extern KvError kv_parse_ttl(const char *query, int64_t *ttl, const char **why);
 extern bool kv_parse_duration(const char *s, int64_t *ms);
 extern KvError kv_parse_watch_query(const char *query, int64_t *wait_ms,
