@@ -366,6 +366,25 @@ STANDBY_TEXT = ("a streaming hot standby on the same machine; PUT runs on the pr
                 "the WAL record runs each after a restart with that build")
 PUT_CONFIG_NAMES = {"none": "no standby", "async": "standby async", "sync": "standby sync (on)",
                     "remote_apply": "standby sync (remote_apply)"}
+TARGET_NAMES["hello"] = "civetweb hello"
+# The slow-commit workload: reads alone and alongside PUTs that wait for a
+# delayed synchronous standby (its rows are compared with each other).
+SLOW_WORKLOADS = ("slow_miss", "slow_hit", "slow_put")
+SELF_WORKLOADS = SELF_WORKLOADS + SLOW_WORKLOADS
+SLOW_MISS_P99_MS = 20.0    # GET miss p99 while PUTs wait for the standby
+SLOW_HIT_P99_SLACK = (1.5, 1.0)  # GET hit p99 "unchanged": <= 1.5x, or <= +1 ms, of alone
+SLOW_PUT_P50_DELAYS = 1.5  # PUT p50 <= 1.5 apply delays ("close to one, not two")
+DENSITY_TARGET = 64.0      # cache overhead bytes per entry, 10-20 byte keys, 16-byte values
+MIX_HIT_TARGET = 0.97      # hit ratio of the 90/10 zipf mix with the main cache
+# Side by side: (workload, peer, target ratio of kvserver's req/s, or None)
+SIDE_BY_SIDE = (("get_hit", "hello", 1.0), ("get_hit", "webdis", 1.4), ("get_hit", "nginx", None),
+                ("get_miss", "pgbench", 1.25),
+                ("put_new", "webdis", 1.0), ("put_new", "pgbench", 2.0),
+                ("put_over", "webdis", 1.0), ("put_over", "pgbench", 2.0))
+PERF_TEXT = ("side by side: each target's better of c16 and c64 in a round, the median of the "
+             "per-round ratios, each round's ratio and best listed; slow commit: medians of the rounds")
+WORKLOAD_NAMES = {"get_hit": "GET hit", "get_miss": "GET miss", "put_new": "PUT new key",
+                  "put_over": "PUT overwrite"}
 
 
 def target_name(row):
@@ -457,7 +476,7 @@ def aggregate(runs):
     # size as run); the run order differs because of the cluster restarts
     rank = {"get_hit": 0, "get_hit_auth": 1, "put_new": 2, "put_over": 3, "get_miss": 4,
             "auth_flood": 6, "standby_get_hit": 7, "standby_put": 8, "standby_record": 9,
-            "standby_stale": 10}
+            "standby_stale": 10, "slow_put": 11, "slow_miss": 12, "slow_hit": 13}
     rows.sort(key=lambda r: rank.get(r["workload"], 5))  # stable
     # ratios: kvserver's req/s divided by each peer's, within workload+conns
     for row in rows:
@@ -745,6 +764,105 @@ def standby_checks(runs, rows, meta, stale):
     return checks, problems, st
 
 
+def best_per_round(runs, workload, target):
+    """{round: (rps, conns)}: a target's better concurrency in each round."""
+    best = {}
+    for r in runs:
+        if r.get("workload") != workload or r.get("target") != target or r.get("round") == "warm" \
+                or r.get("failed") or not r.get("rps") or r.get("variant"):
+            continue
+        if r["round"] not in best or r["rps"] > best[r["round"]][0]:
+            best[r["round"]] = (r["rps"], r.get("conns"))
+    return best
+
+
+def parse_ms(v):
+    """'200ms', '1s', '250' (ms) -> milliseconds."""
+    m = re.match(r"^\s*([0-9.]+)\s*(ms|s|min)?\s*$", str(v or ""))
+    if not m:
+        return None
+    return float(m.group(1)) * {"ms": 1, None: 1, "s": 1000, "min": 60000}[m.group(2)]
+
+
+def perf_checks(runs, rows, meta, mem):
+    """The performance targets: side-by-side ratios (each side's better of
+    c16/c64 per round, median of the per-round ratios), the mixed workload's
+    hit ratio, the cache's overhead per entry, and the slow-commit figures.
+    Each kvserver row of a side-by-side workload gets its best_text."""
+    checks = []
+    for workload, peer, target in SIDE_BY_SIDE:
+        kv = best_per_round(runs, workload, "kvserver")
+        other = best_per_round(runs, workload, peer)
+        keys = sorted(k for k in kv if k in other)
+        if not keys:
+            continue
+        ratios = [kv[k][0] / other[k][0] for k in keys]
+        ratio = statistics.median(ratios)
+        ok = None if target is None else ratio >= target
+        checks.append({
+            "check": "%s: kvserver / %s, req/s at each side's best" % (WORKLOAD_NAMES[workload],
+                                                                     TARGET_NAMES.get(peer, peer)),
+            "value": "%.2fx" % ratio, "target": ">= %.2fx" % target if target else "none", "ok": ok,
+            "rounds": ["%.2fx (%s c%s / %s c%s)" % (kv[k][0] / other[k][0], fmt_rps(kv[k][0]), kv[k][1],
+                                                    fmt_rps(other[k][0]), other[k][1]) for k in keys]})
+        for row in rows:
+            if row["workload"] == workload and row["target"] == "kvserver":
+                row.setdefault("best_vs", {})[peer] = ratio
+    for row in rows:
+        if row.get("best_vs"):
+            row["vs_text"] = "best of c16/c64: " + ", ".join(
+                "%.2fx %s" % (v, TARGET_NAMES.get(k, k)) for k, v in row["best_vs"].items())
+    main = meta.get("caches", "").split()[-1:] or [None]
+    for row in rows:
+        if row["workload"] == "mixed_%s" % main[0] and row["hit_ratio"] is not None:
+            checks.append({"check": "%s: hit ratio (kv_stats, measured runs)" % row["label"],
+                           "value": fmt_pct(row["hit_ratio"]), "target": ">= %.0f%%" % (100 * MIX_HIT_TARGET),
+                           "ok": row["hit_ratio"] >= MIX_HIT_TARGET,
+                           "rounds": ["%d hits, %d misses" % (row["hits"] or 0, row["misses"] or 0)]})
+    if meta.get("density_overhead") not in (None, ""):
+        ov = float(meta["density_overhead"])
+        checks.append({"check": "cache overhead per entry, %s keys of %s bytes on average, 16-byte values" % (
+            meta.get("density_entries"), meta.get("density_key_bytes")),
+            "value": "%.1f B" % ov, "target": "<= %.0f B" % DENSITY_TARGET, "ok": ov <= DENSITY_TARGET,
+            "rounds": ["kv_stats().overhead_bytes_per_entry"]})
+    delay = parse_ms(meta.get("slow_delay"))
+
+    def slow(workload, variant, field):
+        return {r["round"]: r[field] for r in runs
+                if r.get("workload") == workload and r.get("variant") == variant
+                and r.get("round") != "warm" and not r.get("failed") and r.get(field) is not None}
+
+    put50 = slow("slow_put", "with_puts", "p50_ms")
+    if put50 and delay:
+        v = statistics.median(put50.values())
+        checks.append({"check": "slow commit (apply delay %s): PUT p50 with the reads" % meta.get("slow_delay"),
+                       "value": "%s ms" % fmt_ms(v), "target": "<= %.0f ms (%.1f delays)" % (
+                           SLOW_PUT_P50_DELAYS * delay, SLOW_PUT_P50_DELAYS),
+                       "ok": v <= SLOW_PUT_P50_DELAYS * delay,
+                       "rounds": ["%s ms" % fmt_ms(put50[k]) for k in sorted(put50)]})
+        p99 = slow("slow_put", "with_puts", "p99_ms")
+        checks.append({"check": "slow commit: PUT p99", "value": "%s ms" % fmt_ms(statistics.median(p99.values())),
+                       "target": "none", "ok": None, "rounds": ["%s ms" % fmt_ms(p99[k]) for k in sorted(p99)]})
+    for workload, name in (("slow_miss", "GET miss"), ("slow_hit", "GET hit")):
+        for field in ("p50_ms", "p99_ms"):
+            alone = slow(workload, "alone", field)
+            busy = slow(workload, "with_puts", field)
+            if not busy:
+                continue
+            v = statistics.median(busy.values())
+            a = statistics.median(alone.values()) if alone else None
+            ok, target = None, "none"
+            if field == "p99_ms" and workload == "slow_miss":
+                ok, target = v < SLOW_MISS_P99_MS, "< %.0f ms" % SLOW_MISS_P99_MS
+            elif field == "p99_ms" and a is not None:
+                lim = max(SLOW_HIT_P99_SLACK[0] * a, a + SLOW_HIT_P99_SLACK[1])
+                ok, target = v <= lim, "unchanged: <= %s ms" % fmt_ms(lim)
+            checks.append({"check": "slow commit: %s %s during the PUTs (alone: %s ms)" % (
+                name, field[:3], fmt_ms(a)), "value": "%s ms" % fmt_ms(v), "target": target, "ok": ok,
+                "rounds": ["%s ms" % fmt_ms(busy[k]) for k in sorted(busy)]})
+    return checks
+
+
 def checks_text(checks):
     lines = []
     for c in checks:
@@ -861,7 +979,7 @@ def memory_summary(mem):
     return "\n".join(lines)
 
 
-TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728",
+TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728", "hello": "#bcbd22",
                  "pgbench": "#ff7f0e", "kvserver_basic": "#9467bd", "kvserver_bearer": "#8c564b",
                  "kvserver_standby": "#17becf"}
 
@@ -961,6 +1079,7 @@ def cmd_final(outdir):
     rows = aggregate(runs)
     checks, auth_problems = auth_checks(runs, rows, meta)
     sb_checks, sb_problems, staleness = standby_checks(runs, rows, meta, stale)
+    pf_checks = perf_checks(runs, rows, meta, mem)
 
     problems = []
     noisy = []
@@ -1010,7 +1129,8 @@ def cmd_final(outdir):
 
     results = {"meta": meta, "rows": rows, "runs": runs, "memory": mem,
                "memory_growth": growth, "auth_checks": checks, "standby_checks": sb_checks,
-               "staleness": staleness, "staleness_runs": stale, "problems": problems}
+               "staleness": staleness, "staleness_runs": stale, "perf_checks": pf_checks,
+               "problems": problems}
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
 
@@ -1026,6 +1146,8 @@ def cmd_final(outdir):
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(header + "\n\n")
         f.write(md_table(rows) + "\n\n")
+        if pf_checks:
+            f.write("Targets (%s):\n\n```\n" % PERF_TEXT + checks_text(pf_checks) + "\n```\n\n")
         if checks:
             f.write("Authentication targets (median of per-round ratios):\n\n```\n" +
                     checks_text(checks) + "\n```\n\n")
@@ -1046,6 +1168,10 @@ def cmd_final(outdir):
     print()
     print(table)
     print()
+    if pf_checks:
+        print("targets (%s):" % PERF_TEXT)
+        print(checks_text(pf_checks))
+        print()
     if checks:
         print("authentication targets (median of per-round ratios):")
         print(checks_text(checks))

@@ -1,49 +1,66 @@
 #!/usr/bin/env bash
-# make bench: kvserver against nginx, webdis+Redis and pgbench, in one run.
+# make bench: kvserver against civetweb's hello-world, nginx, webdis+Redis and
+# pgbench, side by side in one run.
 #
 #   bench/run.sh              (as root, from anywhere; reads no stdin; CI-safe)
-#   QUICK=1 bench/run.sh      1 round of ~3 s per target instead of 2 rounds of ~10 s
+#   QUICK=1 bench/run.sh      1 round of ~3 s per run instead of 3 rounds of ~8 s
 #
 # 1. installs what is missing from Debian (wrk, nginx-light, redis-server, webdis,
 #    gnuplot-nox, pgbench, python3, the build deps of scripts/deps.sh), then
-#    make && make install (PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config).
+#    make && make install (PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config), and
+#    compiles bench/hello.c against libcivetweb.
 # 2. starts, on 127.0.0.1 and free private ports, with state in a mktemp
 #    directory: a PostgreSQL 15 cluster owned by postgres (Unix socket only;
 #    fsync and synchronous_commit on; shared_preload_libraries = 'kvserver'),
-#    nginx (1 worker, fixed 16-byte body for any /kv/<key>), redis-server
-#    (appendonly, appendfsync always, no RDB saves) and webdis in front of it.
-# 3. runs the workloads, targets interleaved A B C A B C per round, wrk -t1 with
-#    keep-alive and bench/wrk.lua, pgbench -j 2 -M prepared:
-#      GET hit (c16, c64)   kvserver /kv/<key> | nginx | webdis /GET/<key>
-#      PUT new, overwrite   kvserver PUT | pgbench upsert | webdis PUT /SET/<key>
-#      GET miss (c64)       kvserver, cache << key set | pgbench SELECT
-#      mixed 90/10 Zipf     kvserver at three cache sizes, hit ratio from kv_stats()
-#      GET hit, auth        kvserver anonymous | Basic (SCRAM) | Bearer token, c16/c64
-#      auth flood           kvserver GET hit c16 (anonymous, and Basic), without and
-#                           with an attacker sending ATTACK_RATE wrong passwords/s
-#                           from one other loopback address (401s, then 429s)
-#      standby              a streaming hot standby (pg_basebackup): GET hit on it
-#                           vs the primary (c16, c64); the primary's PUT overwrite
-#                           with no standby, async, sync (on, remote_apply); the
-#                           same with kvserver's WAL record compiled out (a
-#                           scratch build swapped in and out of pkglibdir, A B A
-#                           B); how long after a PUT's answer the standby serves
-#                           the value, under PUT load (and /health replay lag)
-#    and records the worker's VmRSS and kv_stats() overhead per entry.
+#    civetweb's hello-world (bench/hello.c: kvserver's civetweb options and
+#    thread count, a fixed 16-byte body), nginx (1 worker, fixed 16-byte body for
+#    any /kv/<key>), redis-server (appendonly, appendfsync always, no RDB saves)
+#    and webdis in front of it.
+# 3. runs the workloads, wrk -t1 with keep-alive and bench/wrk.lua, pgbench -j 2
+#    -M prepared.  Side by side: in each round every target runs at c16 and then
+#    at c64, targets one after the other (A16 A64 B16 B64 ...); a target's
+#    figure in a round is its better concurrency (a user runs a peer at its best:
+#    pgbench behind a pool, not 64 backends on two cores), and the ratios the
+#    targets are checked against are the medians of the per-round ratios:
+#      GET hit            kvserver /kv/<key> | civetweb hello | nginx | webdis /GET/<key>
+#      PUT new, overwrite kvserver PUT | pgbench upsert | webdis PUT /SET/<key>
+#      GET miss           kvserver, the cache emptied before each run, MISS_KEYS
+#                         keys | pgbench prepared SELECT of the same rows
+#      mixed 90/10 Zipf   kvserver c64 at three cache sizes, hit ratio from kv_stats()
+#      GET hit, auth      kvserver anonymous | Basic (SCRAM) | Bearer token, c16/c64
+#      auth flood         kvserver GET hit c16 (anonymous, and Basic), without and
+#                         with an attacker sending ATTACK_RATE wrong passwords/s
+#                         from one other loopback address (401s, then 429s)
+#      standby            a streaming hot standby (pg_basebackup): GET hit on it
+#                         vs the primary (c16, c64); the primary's PUT overwrite
+#                         with no standby, async, sync (on, remote_apply); the
+#                         same with kvserver's WAL record compiled out (a
+#                         scratch build swapped in and out of pkglibdir, A B A
+#                         B); how long after a PUT's answer the standby serves
+#                         the value, under PUT load (and /health replay lag)
+#      slow commit        the standby synchronous with synchronous_commit =
+#                         remote_apply and recovery_min_apply_delay = SLOW_DELAY:
+#                         GET miss and GET hit (SLOW_CONNS connections each)
+#                         alone, then alongside SLOW_CONNS PUT writers; PUT and
+#                         GET p50/p99
+#    and records the worker's VmRSS and kv_stats() overhead per entry, also for
+#    a cache filled with DENSITY_KEYS keys of 10-20 bytes and 16-byte values.
 #    HTTP runs as a role: bench.conf sets kvserver.anonymous_role = kv_bench_anon
 #    (NOLOGIN; the workloads without credentials run as it); kv_bench_user (LOGIN,
 #    a random SCRAM password, and a kv_token_create('1 day') token) has the same
 #    grants: SELECT, INSERT, UPDATE, DELETE on kv_store, USAGE on its sequence.
-# 4. prints one table and writes bench/out/results.json, results.md, chart.png;
-#    raw wrk/pgbench output in bench/out/raw/, server logs in bench/out/logs/.
+# 4. prints one table and the targets' checks, writes bench/out/results.json,
+#    results.md, chart.png; raw wrk/pgbench output in bench/out/raw/, server logs
+#    in bench/out/logs/.
 # Everything it started is stopped on exit, also on failure or Ctrl-C.
 #
 # Environment (defaults in brackets):
-#   QUICK=1            ROUNDS=1 DURATION=3 WARMUP=1 [ROUNDS=2 DURATION=10 WARMUP=2]
+#   QUICK=1            ROUNDS=1 DURATION=3 WARMUP=1 [ROUNDS=3 DURATION=8 WARMUP=2]
 #   ROUNDS, DURATION   rounds per workload, seconds per measured run
 #   WARMUP             seconds of unrecorded load per target before a workload
-#   WORKLOADS          subset of "get_hit put get_miss mixed standby get_hit_auth
-#                      auth_flood" [get_hit put get_miss mixed standby]
+#   WORKLOADS          subset of "get_hit put get_miss mixed density standby
+#                      slow_commit get_hit_auth auth_flood"
+#                      [get_hit put get_miss mixed density standby slow_commit]
 #   ATTACK_RATE [100]  wrong-password requests per second of the auth_flood attacker
 #   FLOOD_VARIANTS [keepalive fresh control]  the attacker's connections: one
 #                      keep-alive connection, and/or a new connection (fresh source
@@ -51,8 +68,11 @@
 #                      another address but without credentials (200s), to tell the
 #                      cost of a second client on these shared cores from that of
 #                      the failed logins
-#   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [200000]   key-set sizes
+#   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [1000000]   key-set sizes
+#   DENSITY_KEYS [200000]  keys of the density fill
 #   MIX_PUT_PCT [10]   share of PUTs in the mixed workload
+#   SLOW_DELAY [200ms] SLOW_CONNS [4]   the slow-commit workload's apply delay
+#                      and connections per client
 #   STANDBY_PUT_CONFIGS [none async sync remote_apply]  the primary's replication
 #                      settings the standby workload's PUT runs go through
 #                      (none: the standby stopped; sync: synchronous_standby_names
@@ -67,7 +87,8 @@
 #                      loaded ones (0: none)
 #   SMALL_CACHE [1MB] MID_CACHE [4MB] MAIN_CACHE [64MB]    kvserver.cache_size of
 #                      the three cluster starts (GET miss runs with SMALL_CACHE;
-#                      GET hit and PUT with MAIN_CACHE; mixed with all three)
+#                      GET hit, PUT, density, standby and slow commit with
+#                      MAIN_CACHE; mixed with all three)
 #   SKIP_BUILD=1       use the kvserver already installed (no make / make install;
 #                      the standby workload still builds its two scratch variants)
 #   SKIP_INSTALL=1     do not apt-get anything (fail if something is missing)
@@ -88,14 +109,17 @@ if [ "$QUICK" = 1 ]; then
 	DURATION=${DURATION:-3}
 	WARMUP=${WARMUP:-1}
 else
-	ROUNDS=${ROUNDS:-2}
-	DURATION=${DURATION:-10}
+	ROUNDS=${ROUNDS:-3}
+	DURATION=${DURATION:-8}
 	WARMUP=${WARMUP:-2}
 fi
-WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed standby"}
+WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed density standby slow_commit"}
 HIT_KEYS=${HIT_KEYS:-1000}
 OVER_KEYS=${OVER_KEYS:-10000}
-MISS_KEYS=${MISS_KEYS:-200000}
+MISS_KEYS=${MISS_KEYS:-1000000}
+DENSITY_KEYS=${DENSITY_KEYS:-200000}
+SLOW_DELAY=${SLOW_DELAY:-200ms}
+SLOW_CONNS=${SLOW_CONNS:-4}
 SMALL_CACHE=${SMALL_CACHE:-1MB}
 MID_CACHE=${MID_CACHE:-4MB}
 MAIN_CACHE=${MAIN_CACHE:-64MB}
@@ -130,7 +154,7 @@ for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT ATTACK_
 	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, got '${!v}'" ;; esac
 done
 for w in $WORKLOADS; do
-	case $w in get_hit | put | get_miss | mixed | standby | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
+	case $w in get_hit | put | get_miss | mixed | density | standby | slow_commit | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
 done
 for v in $STANDBY_PUT_CONFIGS; do
 	case $v in none | async | sync | remote_apply) ;; *) die "unknown configuration '$v' in STANDBY_PUT_CONFIGS" ;; esac
@@ -150,6 +174,8 @@ PIDS=()           # daemons started here: nginx master, redis-server, webdis
 CHILD=            # the wrk/pgbench/curl currently running
 ATTACKER=         # the auth_flood attacker, while it runs
 PROBE=            # the standby workload's staleness probe, while it runs
+HELLO_PID=        # civetweb's hello-world, once started (also in PIDS)
+SLOW_PIDS=()      # the slow-commit workload's concurrent clients, while they run
 PG_STARTED=no
 SB_STARTED=no     # the standby workload's hot standby
 SO_SWAPPED=no     # yes while pkglibdir holds a scratch build of kvserver.so
@@ -173,6 +199,11 @@ cleanup() {
 		kill -TERM "$PROBE" 2>/dev/null
 		wait "$PROBE" 2>/dev/null
 	fi
+	if [ "${#SLOW_PIDS[@]}" -gt 0 ]; then
+		pkill -TERM -P "$(IFS=,; echo "${SLOW_PIDS[*]}")" 2>/dev/null
+		kill -TERM "${SLOW_PIDS[@]}" 2>/dev/null
+		wait "${SLOW_PIDS[@]}" 2>/dev/null
+	fi
 	# the primary first: a synchronous standby stopped first would leave commits waiting
 	if [ "$PG_STARTED" = yes ]; then
 		say "stopping PostgreSQL"
@@ -190,7 +221,7 @@ cleanup() {
 	fi
 	local pid
 	if [ "${#PIDS[@]}" -gt 0 ]; then
-		say "stopping nginx, redis-server, webdis"
+		say "stopping civetweb hello, nginx, redis-server, webdis"
 		for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
 		for _ in $(seq 1 50); do
 			local alive=no
@@ -326,22 +357,26 @@ MEM=$OUT/memory.jsonl
 META=$OUT/meta.jsonl
 STALE=$OUT/stale.jsonl
 
+# civetweb's hello-world (bench/hello.c), against the libcivetweb kvserver links
+cc -O2 -Wall -o "$RUN/hello" "$BENCH/hello.c" -lcivetweb >"$OUT/logs/hello-build.log" 2>&1 ||
+	{ cat "$OUT/logs/hello-build.log"; die "could not compile bench/hello.c (libcivetweb-dev missing?)"; }
+
 ZIPF_STEP=$("$PY" -c 'import math,sys; n=int(sys.argv[1]); s=7919
 while math.gcd(s, n) != 1: s += 2
 print(s)' "$MISS_KEYS")
 
-# Seven distinct free loopback ports, chosen by the kernel.
-read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT SB_PG_PORT SB_KV_PORT < <("$PY" - <<'EOF'
+# Eight distinct free loopback ports, chosen by the kernel.
+read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT SB_PG_PORT SB_KV_PORT HELLO_PORT < <("$PY" - <<'EOF'
 import socket
 socks = []
-for _ in range(7):
+for _ in range(8):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 )
-say "state in $RUN; ports: postgres $PG_PORT (Unix socket only), kvserver $KV_PORT, nginx $NGINX_PORT, redis $REDIS_PORT, webdis $WEBDIS_PORT"
+say "state in $RUN; ports: postgres $PG_PORT (Unix socket only), kvserver $KV_PORT, civetweb hello $HELLO_PORT, nginx $NGINX_PORT, redis $REDIS_PORT, webdis $WEBDIS_PORT"
 wants standby && say "standby ports: postgres $SB_PG_PORT (Unix socket only), kvserver $SB_KV_PORT"
 
 "${REPORT[@]}" note "$META" "date=$(date -u +%Y-%m-%dT%H:%MZ)" "quick=$QUICK" "rounds=$ROUNDS" \
@@ -535,11 +570,12 @@ url_of() {
 	case $1 in
 	kvserver_standby) echo "http://127.0.0.1:$SB_KV_PORT" ;;
 	kvserver*) echo "http://127.0.0.1:$KV_PORT" ;;
+	hello) echo "http://127.0.0.1:$HELLO_PORT" ;;
 	nginx) echo "http://127.0.0.1:$NGINX_PORT" ;;
 	webdis) echo "http://127.0.0.1:$WEBDIS_PORT" ;;
 	esac
 }
-lua_target() { case $1 in kvserver*) echo kv ;; *) echo "$1" ;; esac; }
+lua_target() { case $1 in kvserver*) echo kv ;; hello) echo nginx ;; *) echo "$1" ;; esac; }
 is_kv() { case $1 in kvserver*) return 0 ;; esac; return 1; }
 # The credentials wrk.lua sends for a target: kvserver_basic and kvserver_bearer
 # authenticate as AUTH_ROLE; every other target sends none (kvserver: anonymous).
@@ -645,6 +681,7 @@ SNAP_PID=
 SNAP_DATA=
 SNAP_URL=
 SNAP_CLUSTERS=
+SKIP_HITS=
 pm_of() { [ -f "$1/postmaster.pid" ] && head -n 1 "$1/postmaster.pid"; }
 ticks_of() { # pid...: "pid:ticks,..." (utime + stime)
 	local p out=''
@@ -693,7 +730,8 @@ wrk_run() {
 	SNAP_DATA=$PGDATA
 	SNAP_URL=$(url_of "$target")
 	if [ "$target" = kvserver_standby ]; then SNAP_PID=$SB_WORKER_PID SNAP_DATA=$SBDATA; fi
-	if is_kv "$target" && [ "$round" != warm ]; then read -r hb mb fb eb <<<"$(kv_hits "$target")"; fi
+	# (concurrent runs share the counters: SKIP_HITS=1 leaves them out)
+	if is_kv "$target" && [ "$round" != warm ] && [ -z "$SKIP_HITS" ]; then read -r hb mb fb eb <<<"$(kv_hits "$target")"; fi
 	CPU_SNAP=()
 	if is_kv "$target" && [ "$round" != warm ]; then cpu_snap 0; fi
 	local attack=() ares=$OUT/raw/$id.attack.json arc=0
@@ -728,7 +766,7 @@ wrk_run() {
 	local extra=("${attack[@]}")
 	if is_kv "$target" && [ "$round" != warm ]; then
 		cpu_snap 1
-		read -r ha ma fa ea <<<"$(kv_hits "$target")"
+		[ -n "$hb" ] && read -r ha ma fa ea <<<"$(kv_hits "$target")"
 		# a worker that restarted (crash) has a new pid
 		extra+=("${CPU_SNAP[@]}" "worker_pid=$SNAP_PID" "worker_pid_after=$(worker_pid "$target")")
 	fi
@@ -848,19 +886,57 @@ auth_sanity() {
 	say "auth sanity: anonymous, Basic, Bearer GET 200 (cache hits); wrong password 401"
 }
 
-# A B A B: every round runs each target once, in the same order.
-workload_get_hit() {
-	local conns t r
-	for conns in 16 64; do
-		for t in kvserver nginx webdis; do
-			wrk_run get_hit "GET hit" "$t" "$conns" warm get uniform h "$HIT_KEYS"
-		done
-		for r in $(seq 1 "$ROUNDS"); do
-			for t in kvserver nginx webdis; do
-				wrk_run get_hit "GET hit" "$t" "$conns" "$r" get uniform h "$HIT_KEYS"
+# civetweb's hello-world, with kvserver's thread count (kvserver.http_threads).
+hello_start() {
+	[ -z "$HELLO_PID" ] || return 0
+	local threads
+	threads=$(psql_q "SHOW kvserver.http_threads")
+	"$RUN/hello" "$HELLO_PORT" "$threads" 5000 >"$OUT/logs/hello.log" 2>&1 &
+	HELLO_PID=$!
+	PIDS+=("$HELLO_PID")
+	wait_http "$(url_of hello)/kv/x" 20 200 || die "civetweb hello did not answer"
+	[ "$(curl -s "$(url_of hello)/kv/h1")" = "$VALUE" ] || die "civetweb hello's body is not '$VALUE'"
+	"${REPORT[@]}" note "$META" "hello_threads=$threads"
+	say "civetweb hello-world on port $HELLO_PORT with $threads threads"
+}
+
+# One run of a target: wrk, or pgbench for target pgbench (with PGB_SCRIPT).
+# BEFORE_KV, if set, is called before each kvserver run (get_miss: empty the
+# cache).
+PGB_SCRIPT=
+BEFORE_KV=
+run_target() { # as wrk_run
+	if [ "$3" = pgbench ]; then
+		pgbench_run "$1" "$2" "$4" "$5" "$PGB_SCRIPT" "$9"
+	else
+		if is_kv "$3" && [ -n "$BEFORE_KV" ]; then "$BEFORE_KV"; fi
+		wrk_run "$@"
+	fi
+}
+
+# side_by_side WORKLOAD LABEL MODE DIST NKEYS TARGET:PREFIX...
+# A warm-up of each target (c64), then ROUNDS rounds in which every target
+# runs at c16 and then at c64, one target after the other.  report.py keeps
+# a target's better concurrency per round and takes the median over rounds
+# of the per-round ratios.
+side_by_side() {
+	local workload=$1 label=$2 mode=$3 dist=$4 nkeys=$5 spec r conns
+	shift 5
+	for spec in "$@"; do
+		run_target "$workload" "$label" "${spec%%:*}" 64 warm "$mode" "$dist" "${spec#*:}" "$nkeys"
+	done
+	for r in $(seq 1 "$ROUNDS"); do
+		for spec in "$@"; do
+			for conns in 16 64; do
+				run_target "$workload" "$label" "${spec%%:*}" "$conns" "$r" "$mode" "$dist" "${spec#*:}" "$nkeys"
 			done
 		done
 	done
+}
+
+workload_get_hit() {
+	hello_start
+	side_by_side get_hit "GET hit" get uniform "$HIT_KEYS" kvserver:h hello:h nginx:h webdis:h
 }
 
 # GET hit as three kinds of client: anonymous, Basic (SCRAM role), Bearer token.
@@ -907,43 +983,36 @@ workload_auth_flood() {
 }
 
 workload_put() {
-	local r
 	# new keys: every request creates a key
-	wrk_run put_new "PUT new key" kvserver 64 warm put_new uniform n 0
-	pgbench_run put_new "PUT new key" 64 warm "$RUN/pgb/upsert_new.sql" 0
-	wrk_run put_new "PUT new key" webdis 64 warm put_new uniform wn 0
-	for r in $(seq 1 "$ROUNDS"); do
-		wrk_run put_new "PUT new key" kvserver 64 "$r" put_new uniform n 0
-		pgbench_run put_new "PUT new key" 64 "$r" "$RUN/pgb/upsert_new.sql" 0
-		wrk_run put_new "PUT new key" webdis 64 "$r" put_new uniform wn 0
-	done
+	PGB_SCRIPT=$RUN/pgb/upsert_new.sql
+	side_by_side put_new "PUT new key" put_new uniform 0 kvserver:n pgbench:- webdis:wn
 	# overwrites of the OVER_KEYS existing keys, uniformly at random
-	for r in $(seq 1 "$ROUNDS"); do
-		wrk_run put_over "PUT overwrite" kvserver 64 "$r" put_over uniform o "$OVER_KEYS"
-		pgbench_run put_over "PUT overwrite" 64 "$r" "$RUN/pgb/upsert_over.sql" "$OVER_KEYS"
-		wrk_run put_over "PUT overwrite" webdis 64 "$r" put_over uniform o "$OVER_KEYS"
-	done
+	PGB_SCRIPT=$RUN/pgb/upsert_over.sql
+	side_by_side put_over "PUT overwrite" put_over uniform "$OVER_KEYS" kvserver:o pgbench:- webdis:o
+	PGB_SCRIPT=
 }
 
+# Misses: MISS_KEYS keys uniformly at random, the cache emptied before each
+# kvserver run (SMALL_CACHE keeps it from holding much of the key set).
+cache_reset() { psql_q "SELECT kv_cache_reset()" >/dev/null; }
 workload_get_miss() {
-	local r
-	wrk_run get_miss "GET miss" kvserver 64 warm get uniform m "$MISS_KEYS"
-	pgbench_run get_miss "GET miss" 64 warm "$RUN/pgb/select.sql" "$MISS_KEYS"
-	for r in $(seq 1 "$ROUNDS"); do
-		wrk_run get_miss "GET miss" kvserver 64 "$r" get uniform m "$MISS_KEYS"
-		pgbench_run get_miss "GET miss" 64 "$r" "$RUN/pgb/select.sql" "$MISS_KEYS"
-	done
+	PGB_SCRIPT=$RUN/pgb/select.sql
+	BEFORE_KV=cache_reset
+	side_by_side get_miss "GET miss" get uniform "$MISS_KEYS" kvserver:m pgbench:-
+	BEFORE_KV=
+	PGB_SCRIPT=
 }
 
 # Before each mixed run: kv_cache_reset(), then fill the cache through kv_get()
-# with the hottest keys it can hold (~capacity/128 B), coldest of them first,
-# so that LRU starts near its steady state instead of measuring a cold start
-# (a 10 s run touches only a fraction of the 200k keys once each).  The
+# with the hottest keys it can hold (capacity / 80 B: an entry of a 2-8 byte
+# key and a 16-byte value takes 70-80 bytes with its overhead), coldest of
+# them first, so that LRU starts near its steady state instead of measuring
+# a cold start (a run touches only a fraction of the 1M keys once each).  The
 # rank -> key mapping is the one bench/wrk.lua uses.  The hit ratio is the
 # kv_stats() delta over the measured run only.
 prefill_zipf() {
 	local n
-	n=$(psql_q "SELECT least($MISS_KEYS, capacity_bytes / 128) FROM kv_stats()")
+	n=$(psql_q "SELECT least($MISS_KEYS, capacity_bytes / 80) FROM kv_stats()")
 	psql_q "SELECT count(kv_get_bytea('m' || (((r - 1) * $ZIPF_STEP) % $MISS_KEYS + 1)))
 		FROM generate_series($n, 1, -1) r" >/dev/null
 	say "cache reset, then filled with the $n hottest keys: $(psql_q "SELECT entries || ' entries, ' || round(used_bytes / 1048576.0, 1) || ' MB used' FROM kv_stats()")"
@@ -1393,15 +1462,21 @@ standby_staleness() {
 }
 
 workload_standby() {
+	standby_get_hit
+	standby_put
+	standby_record_cost
+	standby_staleness
+}
+
+# The hot standby, the standby and slow_commit workloads, then its removal.
+standby_phase() {
 	SNAP_CLUSTERS=1
 	standby_create
 	standby_start
 	repl_mode async
 	standby_sanity
-	standby_get_hit
-	standby_put
-	standby_record_cost
-	standby_staleness
+	if wants standby; then workload_standby; fi
+	if wants slow_commit; then workload_slow_commit; fi
 	standby_stop
 	psql_q "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
 	psql_q "ALTER SYSTEM RESET synchronous_commit" >/dev/null
@@ -1418,6 +1493,88 @@ workload_standby() {
 		say "the standby's log has errors/warnings (bench/out/logs/postgresql-standby-problems.txt):"
 		cat "$OUT/logs/postgresql-standby-problems.txt"
 	fi
+}
+
+# --- density: the cache's overhead per entry ------------------------------------
+# DENSITY_KEYS keys of 10 to 20 bytes ('d' and 9 to 19 digits), 16-byte
+# values, loaded into an emptied cache through kv_get(); kv_stats() then
+# says what an entry costs beyond its key and value bytes.  The rows are
+# deleted afterwards and the cache emptied again.
+workload_density() {
+	local row
+	say "density: $DENSITY_KEYS keys of 10-20 bytes with 16-byte values into an empty cache"
+	psql_q "INSERT INTO kv_store(key, value)
+		SELECT 'd' || lpad(g::text, 9 + g % 11, '0'), '\\x$VALUE_HEX'::bytea
+		FROM generate_series(1, $DENSITY_KEYS) g ON CONFLICT (key) DO NOTHING" >/dev/null
+	cache_reset
+	psql_q "SELECT count(kv_get_bytea(key)) FROM kv_store WHERE key LIKE 'd%'" >/dev/null
+	row=$(psql_q "SELECT s.entries, round(s.overhead_bytes_per_entry::numeric, 1), s.used_bytes,
+			s.capacity_bytes, (SELECT round(avg(octet_length(key)), 1) FROM kv_store WHERE key LIKE 'd%')
+		FROM kv_stats() s")
+	IFS='|' read -r d_entries d_overhead d_used d_cap d_keylen <<<"$row"
+	"${REPORT[@]}" note "$META" "density_keys=$DENSITY_KEYS" "density_entries=$d_entries" \
+		"density_overhead=$d_overhead" "density_used_bytes=$d_used" "density_capacity_bytes=$d_cap" \
+		"density_key_bytes=$d_keylen" "density_cache_size=$CUR_CACHE"
+	say "density: $d_entries entries (keys $d_keylen bytes on average), overhead $d_overhead B/entry"
+	mem_note "density fill ($DENSITY_KEYS keys)"
+	psql_q "DELETE FROM kv_store WHERE key LIKE 'd%'" >/dev/null
+	psql_q "VACUUM kv_store" >/dev/null
+	cache_reset
+}
+
+# --- slow commit: a synchronous standby that applies SLOW_DELAY late ------------
+# With synchronous_commit = remote_apply every commit waits about SLOW_DELAY.
+# In each round: GET miss (MISS_KEYS keys, uniformly) and GET hit (the hit
+# keys), SLOW_CONNS connections each, side by side without writes
+# ("alone"), then the same alongside SLOW_CONNS PUT writers ("with_puts").
+# The reads must not wait for the writes' commits.
+SLOW_CONF="recovery_min_apply_delay = '$SLOW_DELAY' # bench slow_commit"
+slow_group() { # round variant
+	local pids=() pid rc=0
+	RUN_VARIANT=$2
+	SKIP_HITS=1
+	wrk_run slow_miss "slow commit: GET miss, ${2/_/ }" kvserver "$SLOW_CONNS" "$1" get uniform m "$MISS_KEYS" &
+	pids+=($!)
+	wrk_run slow_hit "slow commit: GET hit, ${2/_/ }" kvserver "$SLOW_CONNS" "$1" get uniform h "$HIT_KEYS" &
+	pids+=($!)
+	if [ "$2" = with_puts ]; then
+		wrk_run slow_put "slow commit: PUT overwrite, ${2/_/ }" kvserver "$SLOW_CONNS" "$1" put_over uniform o "$OVER_KEYS" &
+		pids+=($!)
+	fi
+	SLOW_PIDS=("${pids[@]}")
+	for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+	SLOW_PIDS=()
+	SKIP_HITS=
+	RUN_VARIANT=
+	[ "$rc" -eq 0 ] || say "a slow-commit client exited with $rc"
+}
+
+workload_slow_commit() {
+	local r got t0 code
+	repl_mode async
+	say "slow commit: the standby applies $SLOW_DELAY late (recovery_min_apply_delay)"
+	echo "$SLOW_CONF" >>"$SBDATA/bench.conf"
+	as_pg "$PGBIN/pg_ctl" -D "$SBDATA" reload >/dev/null
+	for _ in $(seq 1 100); do
+		got=$(psql_sb "SELECT setting || unit FROM pg_settings WHERE name = 'recovery_min_apply_delay'")
+		[ "$got" != 0ms ] && break
+		sleep 0.1
+	done
+	[ "$got" != 0ms ] || die "the standby did not take recovery_min_apply_delay = $SLOW_DELAY"
+	repl_mode remote_apply
+	t0=$(date +%s%N)
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$VALUE" "$(url_of kvserver)/kv/slowcheck")
+	"${REPORT[@]}" note "$META" "slow_delay=$SLOW_DELAY" "slow_conns=$SLOW_CONNS" \
+		"slow_check_put_ms=$((($(date +%s%N) - t0) / 1000000))" "slow_check_put_status=$code"
+	say "slow commit: recovery_min_apply_delay = $got on the standby; one PUT took $((($(date +%s%N) - t0) / 1000000)) ms ($code)"
+	warm_hit_keys kvserver
+	for r in $(seq 1 "$ROUNDS"); do
+		slow_group "$r" alone
+		slow_group "$r" with_puts
+	done
+	repl_mode async
+	sed -i "/# bench slow_commit\$/d" "$SBDATA/bench.conf"
+	as_pg "$PGBIN/pg_ctl" -D "$SBDATA" reload >/dev/null
 }
 
 # Phase 1 (SMALL_CACHE): load, GET miss, mixed.  Phase 2 (MID_CACHE): mixed.
@@ -1442,7 +1599,7 @@ pg_start "$MAIN_CACHE"
 mem_note "fresh worker (before)"
 sanity_checks
 if wants get_hit_auth || wants auth_flood; then auth_sanity; fi
-if wants get_hit || wants put || wants get_hit_auth || wants auth_flood || wants standby; then
+if wants get_hit || wants put || wants get_hit_auth || wants auth_flood || wants standby || wants slow_commit; then
 	warm_hit_keys
 	mem_note "after loading $HIT_KEYS keys"
 fi
@@ -1462,9 +1619,10 @@ if wants put; then
 	workload_put
 	mem_note "after PUT"
 fi
-if wants standby; then
-	workload_standby
-	mem_note "after standby (a new worker)"
+wants density && workload_density
+if wants standby || wants slow_commit; then
+	standby_phase
+	mem_note "after the standby (a new worker)"
 fi
 wants mixed && workload_mixed
 mem_note "end of run (after)"

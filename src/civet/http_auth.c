@@ -190,6 +190,24 @@ credential_key(const KvIdentity *id, unsigned char *out)
 	return ok;
 }
 
+/*
+ * Every anonymous request has the same credentials, hence the same key:
+ * hashed once, not per request (it is on the path of every GET hit).
+ */
+static pthread_once_t anonymous_once = PTHREAD_ONCE_INIT;
+static unsigned char anonymous_key[KV_AUTH_KEY_LEN];
+static bool anonymous_key_ok = false;
+
+static void
+init_anonymous_key(void)
+{
+	KvIdentity	anon;
+
+	memset(&anon, 0, sizeof(anon));
+	anon.kind = KV_AUTH_ANONYMOUS;
+	anonymous_key_ok = credential_key(&anon, anonymous_key);
+}
+
 /*---- credential cache ----*/
 
 static CachedCredential *
@@ -388,8 +406,12 @@ kv_auth_identify(const KvHttpCtx *ctx, KvIdentity *id)
 		if (!__atomic_load_n(&set_anonymous, __ATOMIC_RELAXED))
 			return send_unauthorized(ctx, "authentication required: send Basic credentials of a PostgreSQL role, or a Bearer token");
 		id->kind = KV_AUTH_ANONYMOUS;
-		if (credential_key(id, id->key))
+		pthread_once(&anonymous_once, init_anonymous_key);
+		if (anonymous_key_ok)
+		{
+			memcpy(id->key, anonymous_key, KV_AUTH_KEY_LEN);
 			id->verified = cache_lookup(id);
+		}
 		return 0;
 	}
 

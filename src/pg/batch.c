@@ -347,21 +347,24 @@ begin_batch_xact(void)
  * n requests batch[idx[]] it was for; a lock timeout, while their clients
  * still wait, marks them for a retry instead.  fn returns false to have
  * its work rolled back without an error, its answer kept (a transaction of
- * POST /txn whose check did not hold: all or nothing).
+ * POST /txn whose check did not hold: all or nothing).  With answer_errors
+ * false an error other than a lock timeout answers nobody: the caller
+ * learns of it by the false return and runs the requests again one by one.
  *
  * The work runs as 'role' when it is valid (the requests' role: GRANTs and
  * row-level security apply), else as the worker's own role.  The switch is
  * SECURITY_LOCAL_USERID_CHANGE, as for a SECURITY DEFINER function, and an
  * error's subtransaction abort undoes it.
  */
-static void
+static bool
 run_in_subxact(bool (*fn) (void *), void *arg, const int *idx, int n,
-			   Oid role)
+			   Oid role, bool answer_errors)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	Oid			save_user;
 	int			save_sec;
+	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -392,6 +395,7 @@ run_in_subxact(bool (*fn) (void *), void *arg, const int *idx, int n,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		ok = false;
 		for (k = 0; k < n; k++)
 		{
 			KvRequest  *req = batch[idx[k]];
@@ -401,12 +405,13 @@ run_in_subxact(bool (*fn) (void *), void *arg, const int *idx, int n,
 			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
 				kvq_now_ms() + KV_LOCK_WAIT_MS < req->deadline_ms)
 				batch_retry[idx[k]] = true;
-			else
+			else if (answer_errors)
 				kv_exec_db_error(req, edata);
 		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	return ok;
 }
 
 typedef struct OneRequest
@@ -429,7 +434,7 @@ run_isolated(int i, Oid relid)
 {
 	OneRequest	one = {i, relid};
 
-	run_in_subxact(exec_one, &one, &i, 1, batch[i]->role);
+	run_in_subxact(exec_one, &one, &i, 1, batch[i]->role, true);
 }
 
 static bool
@@ -455,7 +460,7 @@ authenticate(int i, Oid relid)
 	{
 		OneRequest	one = {i, relid};
 
-		run_in_subxact(exec_auth, &one, &i, 1, InvalidOid);
+		run_in_subxact(exec_auth, &one, &i, 1, InvalidOid, true);
 	}
 	if (req->error == KV_ERR_NONE && !batch_retry[i] && req->op != KV_OP_AUTH)
 		return true;
@@ -496,7 +501,7 @@ run_get_group(int *idx, int n, Oid relid)
 	g.relid = relid;
 	for (k = 0; k < n; k++)
 		g.reqs[k] = batch[idx[k]];
-	run_in_subxact(exec_get_group, &g, idx, n, g.reqs[0]->role);
+	run_in_subxact(exec_get_group, &g, idx, n, g.reqs[0]->role, true);
 }
 
 /*---- one batch ----*/
@@ -611,6 +616,118 @@ stage_write_through(Oid relid)
 	kv_stage_writes(w, n);
 }
 
+/*---- plain PUTs, several in one statement ----*/
+
+/* Past this many value bytes, a group is written and a new one begun. */
+#define PUT_GROUP_MAX_BYTES		(4 * 1024 * 1024)
+
+typedef struct PutGroup
+{
+	KvRequest  *reqs[MAX_BATCH];
+	int			n;
+} PutGroup;
+
+static bool
+exec_put_group(void *arg)
+{
+	PutGroup   *g = (PutGroup *) arg;
+
+	kv_exec_put_many(g->reqs, g->n);
+	return true;
+}
+
+/*
+ * May batch[i] be written by a group, ahead of the batch's other writes?
+ * Only a plain PUT that no earlier write of the batch touches: the writes
+ * of one key keep their order, and a transaction (POST /txn), whose keys
+ * are many, keeps every later write behind it.
+ */
+static bool
+groupable(int i)
+{
+	KvRequest  *req = batch[i];
+	int			j;
+
+	if (!kv_exec_is_plain_put(req))
+		return false;
+	for (j = 0; j < i; j++)
+	{
+		KvRequest  *other = batch[j];
+
+		if (other == NULL || !kv_exec_is_write(other))
+			continue;
+		if (other->op == KV_OP_TXN)
+			return false;
+		if (other->key_len == req->key_len &&
+			memcmp(other->key, req->key, req->key_len) == 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Write the batch's groupable PUTs (those of ready[]) with one statement
+ * per role, in a subtransaction each, and set done[] for the ones written.
+ * A group whose statement fails is left to run_isolated(), so one bad
+ * request fails alone, as it always did.  Tables with rules or triggers
+ * of their own are written one request at a time.
+ */
+static void
+run_put_groups(const bool *ready, bool *done, Oid relid)
+{
+	bool		taken[MAX_BATCH] = {false};
+	int			first;
+	int			i;
+
+	if (!store_is_plain(relid))
+		return;
+	for (first = 0; first < batch_len; first++)
+	{
+		PutGroup	g;
+		int			idx[MAX_BATCH];
+		size_t		bytes = 0;
+		Oid			role;
+
+		if (taken[first] || !ready[first] || !groupable(first))
+			continue;
+		role = batch[first]->role;
+		g.n = 0;
+		for (i = first; i < batch_len && bytes < PUT_GROUP_MAX_BYTES; i++)
+		{
+			if (taken[i] || !ready[i] || batch[i]->role != role || !groupable(i))
+				continue;
+			taken[i] = true;
+			idx[g.n] = i;
+			g.reqs[g.n++] = batch[i];
+			bytes += batch[i]->value_len;
+		}
+		if (g.n < 2)
+			continue;			/* one PUT is cheaper on its own */
+		if (run_in_subxact(exec_put_group, &g, idx, g.n, role, false))
+		{
+			elog(DEBUG1, "kvserver wrote %d PUTs with one statement", g.n);
+			for (i = 0; i < g.n; i++)
+				done[idx[i]] = true;
+		}
+		else
+		{
+			elog(DEBUG1, batch_retry[idx[0]]
+				 ? "kvserver: the statement for %d PUTs met a lock; they will be retried"
+				 : "kvserver: the statement for %d PUTs failed; writing them one by one",
+				 g.n);
+			for (i = 0; i < g.n; i++)
+			{
+				/* a lock timeout: all of them are retried later, as a group */
+				done[idx[i]] = batch_retry[idx[i]];
+				kvq_reply_clear(g.reqs[i]);
+				g.reqs[i]->status = 0;
+				g.reqs[i]->version = 0;
+				g.reqs[i]->expires_at = 0;
+			}
+		}
+	}
+}
+
 /*
  * Writes in one transaction, one commit; then answer them.  False when
  * the transaction could not begin (the whole batch is answered then).
@@ -623,13 +740,18 @@ run_writes(void)
 	int			i;
 	bool		wrote;
 	volatile bool committed = false;
+	bool		ready[MAX_BATCH];
+	bool		done[MAX_BATCH] = {false};
 
 	relid = begin_batch_xact();
 	if (!OidIsValid(relid))
 		return false;
 	for (i = 0; i < batch_len; i++)
-		if (batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i) &&
-			authenticate(i, relid))
+		ready[i] = batch[i] && kv_exec_is_write(batch[i]) && !past_deadline(i) &&
+			authenticate(i, relid);
+	run_put_groups(ready, done, relid);
+	for (i = 0; i < batch_len; i++)
+		if (ready[i] && !done[i])
 			run_isolated(i, relid);
 
 	stage_write_through(relid);

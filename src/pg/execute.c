@@ -220,6 +220,86 @@ exec_put(KvRequest *req)
 	}
 }
 
+/*
+ * A PUT that store_put_many() can write: no condition, not create-only.
+ * Larger values go one by one, so that a batch's arrays stay small.
+ */
+bool
+kv_exec_is_plain_put(const KvRequest *req)
+{
+	return req->op == KV_OP_PUT && !req->create_only &&
+		req->if_match == KV_MATCH_NONE &&
+		req->value_len <= KV_PUT_MANY_MAX_VALUE;
+}
+
+typedef struct PutMany
+{
+	KvRequest **reqs;
+	int			n;
+} PutMany;
+
+static void
+put_many_row(void *arg, const char *key, size_t key_len, int64 version,
+			 bool created)
+{
+	PutMany    *pm = (PutMany *) arg;
+	int			k;
+
+	for (k = 0; k < pm->n; k++)
+	{
+		KvRequest  *req = pm->reqs[k];
+
+		if (req->status == 0 && req->key_len == key_len &&
+			memcmp(req->key, key, key_len) == 0)
+		{
+			req->status = created ? 201 : 200;
+			req->version = version;
+			return;
+		}
+	}
+}
+
+/*
+ * Several plain PUTs of distinct keys (kv_exec_is_plain_put) with one
+ * statement, as exec_put would answer each.  An error propagates to the
+ * caller's subtransaction, which then runs them one by one.
+ */
+void
+kv_exec_put_many(KvRequest **reqs, int n)
+{
+	const char **keys = palloc(sizeof(char *) * n);
+	size_t	   *key_lens = palloc(sizeof(size_t) * n);
+	const char **values = palloc(sizeof(char *) * n);
+	size_t	   *value_lens = palloc(sizeof(size_t) * n);
+	const char **types = palloc(sizeof(char *) * n);
+	TimestampTz *expires_at = palloc(sizeof(TimestampTz) * n);
+	TimestampTz now = GetCurrentTimestamp();
+	PutMany		pm = {reqs, n};
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		KvRequest  *req = reqs[k];
+
+		keys[k] = req->key;
+		key_lens[k] = req->key_len;
+		values[k] = req->value;
+		value_lens[k] = req->value_len;
+		types[k] = req->content_type;
+		expires_at[k] = req->ttl_seconds > 0
+			? now + req->ttl_seconds * USECS_PER_SEC : 0;
+		req->status = 0;
+	}
+	store_put_many(keys, key_lens, values, value_lens, types, expires_at, n,
+				   put_many_row, &pm);
+	for (k = 0; k < n; k++)
+	{
+		if (reqs[k]->status == 0)
+			elog(ERROR, "kvserver: the batched upsert returned no row for a key");
+		reqs[k]->expires_at = expires_at[k];
+	}
+}
+
 static void
 exec_delete(KvRequest *req)
 {

@@ -21,6 +21,11 @@
 extern void *kv_reply_alloc(Size size);
 extern char *kv_reply_strndup(const char *s, size_t len);
 extern bool kv_exec_is_write(const KvRequest *req);
+extern bool kv_exec_is_plain_put(const KvRequest *req);
+extern void kv_exec_put_many(KvRequest **reqs, int n);
+
+/* Values above this size are not written by kv_exec_put_many(). */
+#define KV_PUT_MANY_MAX_VALUE	(64 * 1024)
 extern bool kv_exec_cached_get(KvRequest *req, Oid relid);
 extern bool kv_exec_request(KvRequest *req, Oid relid);
 extern void kv_exec_get_many(KvRequest **reqs, int n, Oid relid);

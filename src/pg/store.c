@@ -45,6 +45,7 @@ typedef enum StorePlan
 	PLAN_GET,
 	PLAN_GET_MANY,
 	PLAN_UPSERT,
+	PLAN_UPSERT_MANY,
 	PLAN_CREATE,
 	PLAN_DELETE,
 	PLAN_UPDATE_IF,
@@ -143,6 +144,8 @@ store_prepare(Oid nspid)
 	Oid			get_args[1] = {TEXTOID};
 	Oid			get_many_args[1] = {TEXTARRAYOID};
 	Oid			put_args[4] = {TEXTOID, BYTEAOID, TEXTOID, TIMESTAMPTZOID};
+	Oid			put_many_args[4] = {TEXTARRAYOID, BYTEAARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID};
 	Oid			list_args[3] = {TEXTOID, TEXTOID, INT4OID};
 	Oid			prefix_args[4] = {TEXTOID, TEXTOID, INT4OID, TEXTOID};
 	Oid			update_args[5] = {TEXTOID, BYTEAOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
@@ -201,6 +204,31 @@ store_prepare(Oid nspid)
 					 " (xmax = 0 OR coalesce((SELECT expired FROM old), false)) AS created",
 					 schema, schema, schema);
 	plans[PLAN_UPSERT] = prepare(sql.data, 4, put_args);
+
+	/*
+	 * The same for several distinct keys in one statement, from arrays (the
+	 * batch's plain PUTs): one executor start, one constraint check set-up
+	 * and no subtransaction per key.  Rows are written in key order, so two
+	 * batches that share keys lock them in the same order.
+	 */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
+					 " pg_catalog.unnest($2), pg_catalog.unnest($3),"
+					 " pg_catalog.unnest($4)) AS u(key, value, content_type, expires_at)),"
+					 " old AS (SELECT o.key FROM %s.kv_store o WHERE o.key = ANY ($1)"
+					 " AND o.expires_at <= pg_catalog.clock_timestamp())"
+					 " INSERT INTO %s.kv_store AS t (key, value, content_type, expires_at)"
+					 " SELECT key, value, content_type, expires_at FROM input ORDER BY key"
+					 " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+					 " content_type = excluded.content_type,"
+					 " expires_at = excluded.expires_at,"
+					 " version = pg_catalog.nextval('%s.kv_store_version_seq'),"
+					 " updated_at = pg_catalog.now()"
+					 " RETURNING t.key, t.version,"
+					 " (t.xmax = 0 OR t.key IN (SELECT key FROM old)) AS created",
+					 schema, schema, schema);
+	plans[PLAN_UPSERT_MANY] = prepare(sql.data, 4, put_many_args);
 
 	/* create-only: replaces a row only when it has expired */
 	resetStringInfo(&sql);
@@ -476,6 +504,60 @@ store_put(const char *key, size_t key_len, const char *value,
 		return KV_PUT_CREATED;
 	return DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull))
 		? KV_PUT_CREATED : KV_PUT_REPLACED;
+}
+
+/*
+ * Upsert n distinct keys with one statement (as store_put without
+ * conditions); 'callback' sees each key's new version and whether it was
+ * created, in key order.  NULL content types and expires_at 0 are NULLs.
+ */
+void
+store_put_many(const char *const *keys, const size_t *key_lens,
+			   const char *const *values, const size_t *value_lens,
+			   const char *const *content_types,
+			   const TimestampTz *expires_at, int n,
+			   KvPutCallback callback, void *arg)
+{
+	Datum		args[4];
+	Datum	   *vals = palloc(sizeof(Datum) * n);
+	Datum	   *types = palloc(sizeof(Datum) * n);
+	Datum	   *expiry = palloc(sizeof(Datum) * n);
+	bool	   *type_nulls = palloc(sizeof(bool) * n);
+	bool	   *expiry_nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		vals[k] = bytea_datum(values[k], value_lens[k]);
+		type_nulls[k] = content_types[k] == NULL;
+		types[k] = type_nulls[k] ? (Datum) 0 : CStringGetTextDatum(content_types[k]);
+		expiry_nulls[k] = expires_at[k] == 0;
+		expiry[k] = TimestampTzGetDatum(expires_at[k]);
+	}
+	args[0] = key_array(keys, key_lens, n);
+	args[1] = PointerGetDatum(construct_array(vals, n, BYTEAOID, -1, false,
+											  TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_md_array(types, type_nulls, 1, dims, lbs,
+												 TEXTOID, -1, false,
+												 TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(expiry, expiry_nulls, 1, dims,
+												 lbs, TIMESTAMPTZOID, 8,
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	execute(PLAN_UPSERT_MANY, args, NULL, SPI_OK_INSERT_RETURNING);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		text	   *key = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+
+		callback(arg, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+				 DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)),
+				 DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)));
+	}
 }
 
 /*

@@ -56,6 +56,15 @@ extern void store_get_many(const char *const *keys, const size_t *key_lens,
 extern void store_lock(const char *const *keys, const size_t *key_lens,
 					   int nkeys, KvRowCallback callback, void *arg);
 extern bool store_version(const char *key, size_t key_len, int64 *version);
+/* One row of a store_put_many(): what the upsert of 'key' gave. */
+typedef void (*KvPutCallback) (void *arg, const char *key, size_t key_len,
+							   int64 version, bool created);
+
+extern void store_put_many(const char *const *keys, const size_t *key_lens,
+						   const char *const *values, const size_t *value_lens,
+						   const char *const *content_types,
+						   const TimestampTz *expires_at, int n,
+						   KvPutCallback callback, void *arg);
 extern KvPutResult store_put(const char *key, size_t key_len,
 							 const char *value, size_t value_len,
 							 const char *content_type, TimestampTz expires_at,
