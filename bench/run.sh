@@ -1013,7 +1013,7 @@ workload_get_miss() {
 prefill_zipf() {
 	local n
 	n=$(psql_q "SELECT least($MISS_KEYS, capacity_bytes / 80) FROM kv_stats()")
-	psql_q "SELECT count(kv_get_bytea('m' || (((r - 1) * $ZIPF_STEP) % $MISS_KEYS + 1)))
+	psql_q "SELECT count(kv_get_bytea('m' || (((r::bigint - 1) * $ZIPF_STEP) % $MISS_KEYS + 1)))
 		FROM generate_series($n, 1, -1) r" >/dev/null
 	say "cache reset, then filled with the $n hottest keys: $(psql_q "SELECT entries || ' entries, ' || round(used_bytes / 1048576.0, 1) || ' MB used' FROM kv_stats()")"
 }

@@ -66,10 +66,20 @@ static KvRequest *inbox_tail = NULL;
 
 static StringInfoData out;
 
+/*
+ * Answers to a batch the worker sent (a GO) are not flushed one by one: the
+ * worker's latch is set once, when the batch's DONE goes (or when a quarter
+ * of the queue is pending), so a batch of n answers wakes the worker's main
+ * thread once, not n times.  They come at the end of the batch anyway:
+ * writes after its commit, the misses after their one statement.  Answers
+ * of a lock retry, which no DONE follows, are flushed each.
+ */
+static bool in_batch = false;
+
 static void
-send_message(const char *data, Size len)
+send_message(const char *data, Size len, bool flush)
 {
-	if (shm_mq_send(to_worker, len, data, false, true) != SHM_MQ_SUCCESS)
+	if (shm_mq_send(to_worker, len, data, false, flush) != SHM_MQ_SUCCESS)
 		proc_exit(0);			/* the worker is gone: nobody to answer */
 }
 
@@ -80,7 +90,7 @@ send_answer(KvRequest *req)
 	resetStringInfo(&out);
 	kv_wire_put_answer(&out, req, req->slot);
 	kvq_request_free(req);
-	send_message(out.data, out.len);
+	send_message(out.data, out.len, !in_batch);
 }
 
 /* batch.c's source of requests: the batch received, up to max of it. */
@@ -148,8 +158,10 @@ receive_all(void)
 		{
 			char		done = KV_WIRE_DONE;
 
+			in_batch = true;
 			kv_batch_serve(take_inbox);
-			send_message(&done, 1);
+			in_batch = false;
+			send_message(&done, 1, true);
 		}
 		else
 			ereport(FATAL,

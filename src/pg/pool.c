@@ -340,7 +340,13 @@ flush_outbox(Executor *ex)
 	while (ex->running && ex->outbox != NIL)
 	{
 		StringInfo	msg = (StringInfo) linitial(ex->outbox);
-		shm_mq_result res = shm_mq_send(ex->to, msg->len, msg->data, true, true);
+
+		/*
+		 * The executor's latch is set by the batch's GO, which flushes the
+		 * requests before it: one wake-up per batch.
+		 */
+		bool		go = msg->len == 1 && msg->data[0] == KV_WIRE_GO;
+		shm_mq_result res = shm_mq_send(ex->to, msg->len, msg->data, true, go);
 
 		if (res == SHM_MQ_WOULD_BLOCK)
 			return;
