@@ -195,8 +195,9 @@ clean: clean-fuzz
 clean-fuzz:
 	$(MAKE) -C $(srcdir)/fuzz clean
 
-# benchmark against nginx, webdis+redis and pgbench, a hot standby, and the
-# watches' wake-up latency (as root; ~13 min, QUICK=1 for ~3 min)
+# benchmark side by side with civetweb's hello-world, nginx, webdis+redis and
+# pgbench, a hot standby, a slow synchronous standby, and the watches'
+# wake-up latency (as root; ~30 min, QUICK=1 for ~10 min)
 bench:
 	$(srcdir)/bench/run.sh
 	$(srcdir)/bench/watch.sh

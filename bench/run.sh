@@ -68,7 +68,9 @@
 #                      another address but without credentials (200s), to tell the
 #                      cost of a second client on these shared cores from that of
 #                      the failed logins
-#   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [1000000]   key-set sizes
+#   HIT_KEYS [1000] OVER_KEYS [10000] MISS_KEYS [1000000] MIX_KEYS [200000]
+#                      key-set sizes (the mixed workload's keys are the first
+#                      MIX_KEYS of the miss keys)
 #   DENSITY_KEYS [200000]  keys of the density fill
 #   MIX_PUT_PCT [10]   share of PUTs in the mixed workload
 #   SLOW_DELAY [200ms] SLOW_CONNS [4]   the slow-commit workload's apply delay
@@ -117,6 +119,7 @@ WORKLOADS=${WORKLOADS:-"get_hit put get_miss mixed density standby slow_commit"}
 HIT_KEYS=${HIT_KEYS:-1000}
 OVER_KEYS=${OVER_KEYS:-10000}
 MISS_KEYS=${MISS_KEYS:-1000000}
+MIX_KEYS=${MIX_KEYS:-200000}
 DENSITY_KEYS=${DENSITY_KEYS:-200000}
 SLOW_DELAY=${SLOW_DELAY:-200ms}
 SLOW_CONNS=${SLOW_CONNS:-4}
@@ -149,10 +152,11 @@ as_pg() { runuser -u "$PG_USER" -- "$@"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 wants() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_PUT_PCT ATTACK_RATE \
+for v in ROUNDS DURATION WARMUP HIT_KEYS OVER_KEYS MISS_KEYS MIX_KEYS MIX_PUT_PCT ATTACK_RATE \
 	STALE_GAP_MS STALE_IDLE_SAMPLES; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, got '${!v}'" ;; esac
 done
+[ "$MIX_KEYS" -le "$MISS_KEYS" ] || die "MIX_KEYS ($MIX_KEYS) must not be above MISS_KEYS ($MISS_KEYS): the mixed keys are miss keys"
 for w in $WORKLOADS; do
 	case $w in get_hit | put | get_miss | mixed | density | standby | slow_commit | get_hit_auth | auth_flood) ;; *) die "unknown workload '$w' in WORKLOADS" ;; esac
 done
@@ -363,7 +367,7 @@ cc -O2 -Wall -o "$RUN/hello" "$BENCH/hello.c" -lcivetweb >"$OUT/logs/hello-build
 
 ZIPF_STEP=$("$PY" -c 'import math,sys; n=int(sys.argv[1]); s=7919
 while math.gcd(s, n) != 1: s += 2
-print(s)' "$MISS_KEYS")
+print(s)' "$MIX_KEYS")
 
 # Eight distinct free loopback ports, chosen by the kernel.
 read -r PG_PORT KV_PORT NGINX_PORT REDIS_PORT WEBDIS_PORT SB_PG_PORT SB_KV_PORT HELLO_PORT < <("$PY" - <<'EOF'
@@ -385,7 +389,7 @@ wants standby && say "standby ports: postgres $SB_PG_PORT (Unix socket only), kv
 	"postgres=$("$PGBIN/postgres" --version)" "wrk=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)" \
 	"nginx=$(/usr/sbin/nginx -v 2>&1)" "redis=$(redis-server --version | cut -d' ' -f1-3)" \
 	"webdis=$(dpkg-query -W -f='${Version}' webdis 2>/dev/null || echo unknown)" \
-	"hit_keys=$HIT_KEYS" "over_keys=$OVER_KEYS" "miss_keys=$MISS_KEYS" \
+	"hit_keys=$HIT_KEYS" "over_keys=$OVER_KEYS" "miss_keys=$MISS_KEYS" "mix_keys=$MIX_KEYS" \
 	"caches=$SMALL_CACHE $MID_CACHE $MAIN_CACHE"
 
 wait_http() { # url, seconds; any HTTP answer will do unless $3 = 200
@@ -1012,8 +1016,8 @@ workload_get_miss() {
 # kv_stats() delta over the measured run only.
 prefill_zipf() {
 	local n
-	n=$(psql_q "SELECT least($MISS_KEYS, capacity_bytes / 80) FROM kv_stats()")
-	psql_q "SELECT count(kv_get_bytea('m' || (((r::bigint - 1) * $ZIPF_STEP) % $MISS_KEYS + 1)))
+	n=$(psql_q "SELECT least($MIX_KEYS, capacity_bytes / 80) FROM kv_stats()")
+	psql_q "SELECT count(kv_get_bytea('m' || (((r::bigint - 1) * $ZIPF_STEP) % $MIX_KEYS + 1)))
 		FROM generate_series($n, 1, -1) r" >/dev/null
 	say "cache reset, then filled with the $n hottest keys: $(psql_q "SELECT entries || ' entries, ' || round(used_bytes / 1048576.0, 1) || ' MB used' FROM kv_stats()")"
 }
@@ -1024,7 +1028,7 @@ workload_mixed() {
 		psql_q "SELECT kv_cache_reset()" >/dev/null
 		prefill_zipf
 		wrk_run "mixed_$CUR_CACHE" "mixed $((100 - MIX_PUT_PCT))/$MIX_PUT_PCT zipf, cache $CUR_CACHE" kvserver 64 "$r" \
-			mixed zipf m "$MISS_KEYS"
+			mixed zipf m "$MIX_KEYS"
 	done
 	mem_note "after mixed, cache $CUR_CACHE"
 }
