@@ -987,7 +987,9 @@ TARGET_COLORS = {"kvserver": "#1f77b4", "nginx": "#2ca02c", "webdis": "#d62728",
 CHART_SHORT = (("GET hit, primary vs standby", "GET hit"), ("PUT overwrite + staleness probe", "PUT + probe"),
                ("PUT overwrite, ", "PUT "), ("standby sync (remote_apply)", "remote_apply"),
                ("standby sync (on)", "sync"), ("standby async", "async"),
-               ("with the WAL record", "record"), ("record compiled out", "no record"))
+               ("with the WAL record", "record"), ("record compiled out", "no record"),
+               ("slow commit: ", "slow "), (", with puts", " +PUTs"), (", alone", ""),
+               ("PUT overwrite +PUTs", "PUT"))
 
 
 def chart_short(label):
@@ -1007,12 +1009,12 @@ def write_chart(outdir, rows, meta):
         x = 0
         prev = None
         for r in rows:
-            grp = (r["workload"], r["conns"], r["target"] if r["workload"] == "auth_flood" else None)
+            grp = (r["workload"], r["target"] if r["workload"] == "auth_flood" else None)
             if prev is not None and grp != prev:
                 x += 1  # a gap between workloads
             prev = grp
             label = "%s c%s %s" % (r["label"].replace("zipf, cache ", ""), r["conns"], target_name(r))
-            if r["workload"] in STANDBY_WORKLOADS:  # shorter: the chart's labels are crowded
+            if r["workload"] in STANDBY_WORKLOADS + SLOW_WORKLOADS:  # shorter: the labels are crowded
                 label = "%s c%s%s" % (chart_short(r["label"]), r["conns"],
                                       " " + target_name(r) if r["workload"] == "standby_get_hit" else "")
             if r["workload"].startswith("mixed") and r["hit_ratio"] is not None:

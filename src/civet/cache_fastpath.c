@@ -96,7 +96,7 @@ try_get(KvCachePartition *part, KvcPartition *core, uint64_t hash,
 	if (seq & 1)
 		return -1;
 	pg_read_barrier();
-	if (pg_atomic_read_u32(&part->writers) != 0 ||
+	if (KVCACHE_WRITE_IN_FLIGHT(part, hash) ||
 		pg_atomic_read_u32(&shared->table_oid) == 0)
 		return 0;
 

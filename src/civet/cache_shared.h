@@ -11,10 +11,18 @@
  * Per partition:
  *	  seq		  odd while a writer changes the partition's entries; a
  *				  lock-free reader retries or gives up if it moved
- *	  generation  bumped on every invalidation; guards read-through fills
- *	  writers	  committing transactions that wrote keys of the partition;
- *				  on a hot standby, also replayed ones not yet released
- *				  (src/pg/rmgr.c)
+ *	  generation  bumped when the partition is invalidated as a whole (a
+ *				  TRUNCATE, a replayed record on a hot standby, a reset);
+ *				  guards read-through fills
+ *	  writers	  holds of the partition as a whole: a committing
+ *				  transaction that invalidates all of it; on a hot
+ *				  standby, replayed ones not yet released (src/pg/rmgr.c)
+ *	  stripe_gen, stripe_writers
+ *				  the same per stripe (KVCACHE_STRIPE_OF of the key's hash),
+ *				  for the keys a committing transaction of this node wrote:
+ *				  a commit makes only its own keys' stripes miss, and two
+ *				  commits in one partition do not refuse each other's
+ *				  write-through unless they share a stripe
  *	  hit_ring	  hashes of lock-free hits, applied to the LRU order by the
  *				  next locked lookup or fill (readers cannot write the LRU
  *				  list themselves)
@@ -43,12 +51,15 @@
 
 #define KVCACHE_PARTITIONS	16
 #define KVCACHE_HIT_RING	64
+#define KVCACHE_STRIPES		32	/* per partition; at most 32: a uint32 mask */
 
 typedef struct KvCachePartition
 {
 	pg_atomic_uint64 seq;
 	pg_atomic_uint64 generation;
 	pg_atomic_uint32 writers;
+	pg_atomic_uint64 stripe_gen[KVCACHE_STRIPES];
+	pg_atomic_uint32 stripe_writers[KVCACHE_STRIPES];
 	pg_atomic_uint32 hit_ring_pos;
 	pg_atomic_uint64 hit_ring[KVCACHE_HIT_RING];	/* 0: empty slot */
 	Size		offset;			/* of its KvcPartition from KvCacheShared */
@@ -66,5 +77,12 @@ typedef struct KvCacheShared
 } KvCacheShared;
 
 #define KVCACHE_PARTITION_OF(hash) ((int) ((hash) >> 60) % KVCACHE_PARTITIONS)
+/* bits apart from the partition's (the top 4) and cache_core's (the low ones) */
+#define KVCACHE_STRIPE_OF(hash) ((int) (((hash) >> 40) % KVCACHE_STRIPES))
+
+/* May a lookup of 'hash' use its partition 'part'?  No while a commit is in flight there. */
+#define KVCACHE_WRITE_IN_FLIGHT(part, hash) \
+	(pg_atomic_read_u32(&(part)->writers) != 0 || \
+	 pg_atomic_read_u32(&(part)->stripe_writers[KVCACHE_STRIPE_OF(hash)]) != 0)
 
 #endif							/* KVSERVER_CACHE_SHARED_H */

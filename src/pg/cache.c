@@ -11,16 +11,20 @@
  * counters are pg_atomic_uint64 so they can be bumped without the lock.
  *
  * Coherence: the cache must never return a value older than the newest
- * commit.  Each partition carries
- *	  - generation: bumped whenever entries are invalidated;
- *	  - writers: transactions that wrote keys of this partition and are
- *		between PRE_COMMIT and the end of their commit (invalidate.c).
- * A lookup in a partition with writers > 0 is a miss, because a commit
- * may already be visible whose invalidation has not run yet.  A reader
- * that misses takes a fill token (the generation) *before* it reads the
- * table, and fills only if, under the lock, the generation is unchanged
- * and no writer is in flight: then no commit became visible between its
- * read and its fill.  The cache is also bound to one kv_store relation
+ * commit.  Each partition is cut into KVCACHE_STRIPES stripes by other
+ * bits of the key's hash, and carries, for itself and for each stripe,
+ *	  - a generation: bumped whenever entries there are invalidated;
+ *	  - writers: transactions that wrote keys there and are between
+ *		PRE_COMMIT and the end of their commit (invalidate.c).
+ * A commit holds the stripes of the keys it wrote (or, invalidating the
+ * whole partition, the partition itself).  A lookup while its key's
+ * stripe or its partition is held is a miss, because a commit may already
+ * be visible whose invalidation has not run yet.  A reader that misses
+ * takes a fill token (both generations) *before* it reads the table, and
+ * fills only if, under the lock, both are unchanged and nothing is held:
+ * then no commit of its key became visible between its read and its fill.
+ * Stripes keep a commit from making the whole partition miss, and two
+ * commits of different keys from refusing each other's write-through.  The cache is also bound to one kv_store relation
  * OID, so a DROP and CREATE EXTENSION cannot resurrect old entries.
  *
  * On a hot standby no trigger fires: the replay of kvserver's WAL record
@@ -118,6 +122,11 @@ kvcache_shmem_startup(void)
 			pg_atomic_init_u64(&part->seq, 0);
 			pg_atomic_init_u64(&part->generation, 0);
 			pg_atomic_init_u32(&part->writers, 0);
+			for (int j = 0; j < KVCACHE_STRIPES; j++)
+			{
+				pg_atomic_init_u64(&part->stripe_gen[j], 0);
+				pg_atomic_init_u32(&part->stripe_writers[j], 0);
+			}
 			pg_atomic_init_u32(&part->hit_ring_pos, 0);
 			for (int j = 0; j < KVCACHE_HIT_RING; j++)
 				pg_atomic_init_u64(&part->hit_ring[j], 0);
@@ -313,7 +322,7 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 
 	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
 	do_apply_hit_ring(part, core);
-	if (pg_atomic_read_u32(&part->writers) == 0 &&
+	if (!KVCACHE_WRITE_IN_FLIGHT(part, hash) &&
 		pg_atomic_read_u32(&kv_cache->table_oid) == relid &&
 		(idx = kvc_lookup(core, hash, key, key_len)) != KVC_NONE)
 	{
@@ -351,18 +360,31 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 }
 
 /*
+ * The partition's and the key's stripe's generations in one word: the low
+ * 32 bits of each.  A fill is refused unless the word is unchanged, which
+ * a wrap could fake only after 2^32 invalidations during one fill.
+ */
+static uint64
+fill_token_of(KvCachePartition *part, uint64 hash)
+{
+	return (pg_atomic_read_u64(&part->generation) << 32) |
+		(pg_atomic_read_u64(&part->stripe_gen[KVCACHE_STRIPE_OF(hash)]) & 0xFFFFFFFF);
+}
+
+/*
  * Take before reading the table on a miss; pass to kvcache_fill after.
- * The barrier keeps the generation read ahead of the table read.
+ * The barrier keeps the generations' read ahead of the table read.
  */
 uint64
 kvcache_fill_token(const char *key, size_t key_len)
 {
+	uint64		hash;
 	uint64		token;
 
 	if (!kvcache_available())
 		return 0;
-	token = pg_atomic_read_u64(
-							   &kv_cache->parts[kvcache_partition_of(kvc_hash(key, key_len))].generation);
+	hash = kvc_hash(key, key_len);
+	token = fill_token_of(&kv_cache->parts[kvcache_partition_of(hash)], hash);
 	pg_memory_barrier();
 	return token;
 }
@@ -387,8 +409,8 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 
 	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
 	do_apply_hit_ring(part, core_of(part));
-	if (pg_atomic_read_u64(&part->generation) == token &&
-		pg_atomic_read_u32(&part->writers) == 0 &&
+	if (fill_token_of(part, hash) == token &&
+		!KVCACHE_WRITE_IN_FLIGHT(part, hash) &&
 		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
 	{
 		seq_begin(part);
@@ -405,14 +427,13 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 
 /*
  * Remove from partition 'partition' the entries of these hashes (all of
- * them if 'remove_all'), move its generation so that fills begun before
- * are refused, and count a writer in ('hold') or out.  One mechanism for
- * a commit on this node and for a replayed kvserver WAL record.  Caller
- * holds the partition's LWLock exclusively.
+ * them if 'remove_all').  One mechanism for a commit on this node and for
+ * a replayed kvserver WAL record.  Caller holds the partition's LWLock
+ * exclusively.
  */
 static void
-do_invalidate_partition(int partition, const uint64 *hashes, int nhashes,
-						bool remove_all, bool hold)
+remove_keys_locked(int partition, const uint64 *hashes, int nhashes,
+				   bool remove_all)
 {
 	KvCachePartition *part = &kv_cache->parts[partition];
 	int			i;
@@ -427,61 +448,110 @@ do_invalidate_partition(int partition, const uint64 *hashes, int nhashes,
 				kvc_remove_hash(core_of(part), hashes[i]);
 	}
 	seq_end(part);
-	pg_atomic_fetch_add_u64(&part->generation, 1);
-	if (hold)
-		pg_atomic_fetch_add_u32(&part->writers, 1);
-	else
-		pg_atomic_fetch_sub_u32(&part->writers, 1);
+}
+
+/* The stripes of 'partition' that these hashes fall in, as a mask. */
+static uint32
+stripes_of(int partition, const uint64 *hashes, int nhashes)
+{
+	uint32		mask = 0;
+	int			i;
+
+	for (i = 0; i < nhashes; i++)
+		if (kvcache_partition_of(hashes[i]) == partition)
+			mask |= 1u << KVCACHE_STRIPE_OF(hashes[i]);
+	return mask;
 }
 
 /*
- * A committing transaction wrote keys of 'partition' (PRE_COMMIT).  Returns
- * the partition's generation from then on, for kvcache_writes_end().
+ * A committing transaction wrote these keys (PRE_COMMIT), or, if 'whole',
+ * so many that the whole partition is to be invalidated.  Hold their
+ * stripes of 'partition' (or the partition), then note the generations
+ * from then on in 'begun', for kvcache_writes_end().
  */
-uint64
-kvcache_writes_begin(int partition)
+void
+kvcache_writes_begin(int partition, const uint64 *hashes, int nhashes,
+					 bool whole, KvWritesBegun *begun)
 {
+	KvCachePartition *part;
+	int			s;
+
+	memset(begun, 0, sizeof(*begun));
 	if (!kvcache_available())
-		return 0;
-	pg_atomic_fetch_add_u32(&kv_cache->parts[partition].writers, 1);
+		return;
+	part = &kv_cache->parts[partition];
+	begun->whole = whole;
+	begun->stripes = whole ? 0 : stripes_of(partition, hashes, nhashes);
+	if (whole)
+		pg_atomic_fetch_add_u32(&part->writers, 1);
+	for (s = 0; s < KVCACHE_STRIPES; s++)
+		if (begun->stripes & (1u << s))
+			pg_atomic_fetch_add_u32(&part->stripe_writers[s], 1);
 	pg_memory_barrier();
-	return pg_atomic_read_u64(&kv_cache->parts[partition].generation);
+	begun->generation = pg_atomic_read_u64(&part->generation);
+	for (s = 0; s < KVCACHE_STRIPES; s++)
+		if (begun->stripes & (1u << s))
+			begun->stripe_gen[s] = pg_atomic_read_u64(&part->stripe_gen[s]);
 }
 
 /*
  * That transaction's commit is over (or it aborted): drop its keys from
- * the partition (all of them if 'remove_all'), move the generation so that
- * fills begun before now are refused, and let lookups use it again.
+ * the partition (all of them if 'remove_all'), move the generations of
+ * what it held so that fills begun before now are refused, and let
+ * lookups there go on.
  *
- * Then install the new state of the writes it staged (write-through), if
- * nobody else committed in the partition since its PRE_COMMIT.  Why that
- * is enough: this runs at XACT_EVENT_COMMIT, after the commit became
- * visible and before the transaction's locks are released.  A writer of
- * the same key that started earlier had to finish first (row lock).  One
- * that starts later may skip the lock wait, since our transaction is no
- * longer in progress; if it committed before this point, its own
- * kvcache_writes_end() moved the generation past 'begin_generation' and
- * nothing is installed; if it commits after, its kvcache_writes_end()
- * removes what we install; while it is between its PRE_COMMIT and its
- * commit, its writers mark makes every lookup of the partition miss.
+ * Then install the new state of the writes it staged (write-through), for
+ * each key whose stripe nobody else committed in since its PRE_COMMIT
+ * (and the partition was not invalidated as a whole).  Why that is
+ * enough: this runs at XACT_EVENT_COMMIT, after the commit became visible
+ * and before the transaction's locks are released.  A writer of the same
+ * key that started earlier had to finish first (row lock).  One that
+ * starts later may skip the lock wait, since our transaction is no longer
+ * in progress; it holds the same stripe, as the key is the same: if it
+ * committed before this point, its own kvcache_writes_end() moved the
+ * stripe's generation past ours and the key is not installed; if it
+ * commits after, its kvcache_writes_end() removes what we install; while
+ * it is between its PRE_COMMIT and its commit, its hold of the stripe
+ * makes every lookup of the key miss.
  */
 void
 kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
-				   bool remove_all, uint64 begin_generation,
+				   bool remove_all, const KvWritesBegun *begun,
 				   const KvStagedWrite *staged, int nstaged)
 {
 	KvCachePartition *part;
-	bool		install;
+	uint32		installable = 0;
 	int			i;
+	int			s;
 
 	if (!kvcache_available())
 		return;
 	part = &kv_cache->parts[partition];
 	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
-	install = nstaged > 0 && !remove_all &&
-		pg_atomic_read_u64(&part->generation) == begin_generation;
-	do_invalidate_partition(partition, hashes, nhashes, remove_all, false);
-	if (install)
+	if (nstaged > 0 && !remove_all &&
+		pg_atomic_read_u64(&part->generation) == begun->generation)
+	{
+		for (s = 0; s < KVCACHE_STRIPES; s++)
+			if ((begun->stripes & (1u << s)) &&
+				pg_atomic_read_u64(&part->stripe_gen[s]) == begun->stripe_gen[s])
+				installable |= 1u << s;
+	}
+
+	remove_keys_locked(partition, hashes, nhashes, remove_all);
+	if (remove_all || begun->whole)
+		pg_atomic_fetch_add_u64(&part->generation, 1);
+	for (s = 0; s < KVCACHE_STRIPES; s++)
+	{
+		if (begun->stripes & (1u << s))
+		{
+			pg_atomic_fetch_add_u64(&part->stripe_gen[s], 1);
+			pg_atomic_fetch_sub_u32(&part->stripe_writers[s], 1);
+		}
+	}
+	if (begun->whole)
+		pg_atomic_fetch_sub_u32(&part->writers, 1);
+
+	if (installable != 0)
 	{
 		seq_begin(part);
 		for (i = 0; i < nstaged; i++)
@@ -490,7 +560,8 @@ kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
 			uint64		hash = kvc_hash(w->key, w->key_len);
 			size_t		ct_len = w->content_type ? strlen(w->content_type) : 0;
 
-			if (kvcache_partition_of(hash) != partition)
+			if (kvcache_partition_of(hash) != partition ||
+				(installable & (1u << KVCACHE_STRIPE_OF(hash))) == 0)
 				continue;
 			/* in order: a later write of the same key replaces this one */
 			if (w->deleted ||
@@ -527,8 +598,9 @@ kvcache_hold_partitions(uint32 partitions, uint32 cleared,
 		if ((partitions & (1u << i)) == 0)
 			continue;
 		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
-		do_invalidate_partition(i, hashes, nhashes,
-								(cleared & (1u << i)) != 0, true);
+		remove_keys_locked(i, hashes, nhashes, (cleared & (1u << i)) != 0);
+		pg_atomic_fetch_add_u64(&kv_cache->parts[i].generation, 1);
+		pg_atomic_fetch_add_u32(&kv_cache->parts[i].writers, 1);
 		LWLockRelease(part_locks[i]);
 	}
 }

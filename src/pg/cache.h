@@ -79,10 +79,20 @@ typedef struct KvStagedWrite
 /* Coherence, for invalidate.c */
 extern uint64 kvcache_hash(const char *key, size_t key_len);
 extern int	kvcache_partition_of(uint64 hash);
-extern uint64 kvcache_writes_begin(int partition);
+/* What kvcache_writes_begin() took, for kvcache_writes_end(). */
+typedef struct KvWritesBegun
+{
+	bool		whole;			/* held the partition as a whole */
+	uint32		stripes;		/* else these stripes of it */
+	uint64		generation;		/* the partition's, from the begin on */
+	uint64		stripe_gen[KVCACHE_STRIPES];	/* each stripe's in 'stripes' */
+} KvWritesBegun;
+
+extern void kvcache_writes_begin(int partition, const uint64 *hashes,
+								 int nhashes, bool whole, KvWritesBegun *begun);
 extern void kvcache_writes_end(int partition, const uint64 *hashes,
 							   int nhashes, bool remove_all,
-							   uint64 begin_generation,
+							   const KvWritesBegun *begun,
 							   const KvStagedWrite *staged, int nstaged);
 
 /* Hot standby holds, for rmgr.c */

@@ -66,7 +66,7 @@ static int	pending_cap = 0;
 static bool pending_all = false;
 static bool wrote_store = false;
 static bool writes_begun[KVCACHE_PARTITIONS];
-static uint64 begin_generation[KVCACHE_PARTITIONS];
+static KvWritesBegun begun[KVCACHE_PARTITIONS];
 static const KvStagedWrite *staged = NULL;
 static int	nstaged = 0;
 static Oid	dropped_store = InvalidOid;
@@ -234,7 +234,8 @@ kv_xact_callback(XactEvent event, void *arg)
 			{
 				if (!writes_begun[i] && partition_touched(i))
 				{
-					begin_generation[i] = kvcache_writes_begin(i);
+					kvcache_writes_begin(i, pending_hashes, npending,
+										 pending_all, &begun[i]);
 					writes_begun[i] = true;
 				}
 			}
@@ -254,7 +255,7 @@ kv_xact_callback(XactEvent event, void *arg)
 						kvcache_writes_end(i, pending_hashes,
 										   committed ? npending : 0,
 										   committed && pending_all,
-										   begin_generation[i],
+										   &begun[i],
 										   staged, committed ? nstaged : 0);
 				}
 				if (committed && OidIsValid(dropped_store))

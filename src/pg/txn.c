@@ -15,8 +15,8 @@
  *
  * Readers see all of it or none: every key it wrote is removed from the
  * cache (or, write-through, replaced) by invalidate.c's commit callback,
- * while each touched partition is held with writers > 0 from before the
- * commit became visible until its keys are done (cache.c), so a lookup
+ * while the stripe of each key it wrote is held (writers > 0) from before
+ * the commit became visible until its keys are done (cache.c), so a lookup
  * never returns a value older than the commit once the commit is visible.
  *
  * Isolation.  The batch's transaction is READ COMMITTED, where every
