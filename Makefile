@@ -197,7 +197,7 @@ clean-fuzz:
 
 # benchmark side by side with civetweb's hello-world, nginx, webdis+redis and
 # pgbench, a hot standby, a slow synchronous standby, and the watches'
-# wake-up latency (as root; ~30 min, QUICK=1 for ~10 min)
+# wake-up latency (as root; ~25 min, QUICK=1 for ~8 min)
 bench:
 	$(srcdir)/bench/run.sh
 	$(srcdir)/bench/watch.sh
