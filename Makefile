@@ -23,8 +23,10 @@ MODULE_big = kvserver
 
 # Runs on civetweb threads (or anywhere): plain C, no PostgreSQL symbols.
 CIVET_OBJS = \
+	src/civet/cache_blocks.o \
 	src/civet/cache_core.o \
 	src/civet/cache_fastpath.o \
+	src/civet/cache_walk.o \
 	src/civet/dashboard_html.o \
 	src/civet/http_admin.o \
 	src/civet/http_auth.o \
@@ -49,7 +51,9 @@ CIVET_OBJS = \
 PG_OBJS = \
 	src/pg/auth.o \
 	src/pg/batch.o \
+	src/pg/batch_writes.o \
 	src/pg/cache.o \
+	src/pg/cache_commit.o \
 	src/pg/execute.o \
 	src/pg/executor.o \
 	src/pg/invalidate.o \
@@ -159,9 +163,11 @@ EXTRA_CLEAN += $(TLS_SHIMS) $(TLS_SHIM_OBJS)
 .PHONY: install-tls-shims uninstall-tls-shims
 
 # Postgres-free unit tests of the cache's data structure, in TAP form.
-test/unit/test_cache_core: test/unit/test_cache_core.c src/civet/cache_core.c src/civet/cache_core.h
+test/unit/test_cache_core: test/unit/test_cache_core.c src/civet/cache_core.c src/civet/cache_blocks.c \
+		src/civet/cache_walk.c src/civet/cache_core.h src/civet/cache_layout.h
 	$(CC) -std=gnu99 -Wall -Wextra -O1 -g -I$(srcdir)/src/civet -o $@ \
-		$(srcdir)/test/unit/test_cache_core.c $(srcdir)/src/civet/cache_core.c
+		$(srcdir)/test/unit/test_cache_core.c $(srcdir)/src/civet/cache_core.c \
+		$(srcdir)/src/civet/cache_blocks.c $(srcdir)/src/civet/cache_walk.c
 
 unitcheck: test/unit/test_cache_core
 	prove -v test/unit/test_cache_core

@@ -38,6 +38,9 @@
  * more often; then an entry costs 8 bytes per extent more, and its
  * eviction a walk over its extents.
  *
+ * The free runs (size classes, the used-block bitmap, coalescing) are
+ * cache_blocks.c's; the region's layout is in cache_layout.h.
+ *
  * Locking: none here.  Every function expects the caller to hold the
  * partition's lock, exclusively for anything that changes it (and
  * kvc_touch changes the LRU order).
@@ -51,51 +54,16 @@
 
 #include <string.h>
 
+#include "cache_layout.h"
+
 #ifdef PG_MAJORVERSION
 #error "cache_core.c must stay free of PostgreSQL headers"
 #endif
-
-#define HEADER_BYTES	sizeof(KvcEntry)
 
 /* a free run can hold a header and descriptor; the header is 40 bytes */
 typedef char kvc_min_run_holds_header
 [(HEADER_BYTES + KVC_EXTENT_BYTES <= KVC_MIN_RUN * KVC_BLOCK_SIZE &&
   HEADER_BYTES == 40) ? 1 : -1];
-
-static inline uint32_t *
-buckets_of(KvcPartition *p)
-{
-	return (uint32_t *) (p + 1);
-}
-
-static inline size_t
-used_words(uint32_t nblocks)
-{
-	return ((size_t) nblocks + 63) / 64;
-}
-
-/* nbuckets is even and KvcPartition a multiple of 8 bytes: 8-aligned */
-static inline uint64_t *
-used_of(KvcPartition *p)
-{
-	return (uint64_t *) (buckets_of(p) + p->nbuckets);
-}
-
-static inline char *
-block(KvcPartition *p, uint32_t idx)
-{
-	char	   *base = (char *) (used_of(p) + used_words(p->nblocks));
-
-	/* blocks start on an 8-byte boundary so KvcEntry is aligned */
-	base = (char *) (((uintptr_t) base + 7) & ~(uintptr_t) 7);
-	return base + (size_t) idx * KVC_BLOCK_SIZE;
-}
-
-static inline KvcFreeRun *
-run_at(KvcPartition *p, uint32_t idx)
-{
-	return (KvcFreeRun *) block(p, idx);
-}
 
 static uint32_t
 buckets_for(uint32_t nblocks)
@@ -168,261 +136,6 @@ kvc_hash(const char *key, size_t len)
 	return h ^ (h >> 29);
 }
 
-static inline uint32_t
-bucket_of(KvcPartition *p, uint64_t hash)
-{
-	return (uint32_t) hash & (p->nbuckets - 1);
-}
-
-/* ----------------------------------------------------------------
- * Free runs
- * ----------------------------------------------------------------
- */
-
-static inline int
-lowest_bit(uint64_t x)			/* x != 0 */
-{
-#if defined(__GNUC__) || defined(__clang__)
-	return __builtin_ctzll(x);
-#else
-	int			n = 0;
-
-	while ((x & 1) == 0)
-	{
-		x >>= 1;
-		n++;
-	}
-	return n;
-#endif
-}
-
-static inline int
-highest_bit(uint64_t x)			/* x != 0 */
-{
-#if defined(__GNUC__) || defined(__clang__)
-	return 63 - __builtin_clzll(x);
-#else
-	int			n = 63;
-
-	while ((x >> 63) == 0)
-	{
-		x <<= 1;
-		n--;
-	}
-	return n;
-#endif
-}
-
-/* Runs of n < 64 blocks: class n; longer: one class per power of two. */
-uint32_t
-kvc_size_class(uint32_t nblocks)
-{
-	if (nblocks < KVC_EXACT_CLASSES)
-		return nblocks;
-	return KVC_EXACT_CLASSES + (uint32_t) highest_bit(nblocks) - 6;
-}
-
-/* The lowest non-empty class >= c, or KVC_NONE. */
-static uint32_t
-class_at_least(const KvcPartition *p, uint32_t c)
-{
-	while (c < KVC_CLASSES)
-	{
-		uint64_t	bits = p->class_mask[c / 64] & (~UINT64_C(0) << (c % 64));
-
-		if (bits != 0)
-			return (c / 64) * 64 + (uint32_t) lowest_bit(bits);
-		c = (c / 64 + 1) * 64;
-	}
-	return KVC_NONE;
-}
-
-/* The highest non-empty class, or KVC_NONE. */
-static uint32_t
-highest_class(const KvcPartition *p)
-{
-	if (p->class_mask[1] != 0)
-		return 64 + (uint32_t) highest_bit(p->class_mask[1]);
-	if (p->class_mask[0] != 0)
-		return (uint32_t) highest_bit(p->class_mask[0]);
-	return KVC_NONE;
-}
-
-static inline bool
-is_used(KvcPartition *p, uint32_t idx)
-{
-	return (used_of(p)[idx / 64] >> (idx % 64)) & 1;
-}
-
-static void
-mark_used(KvcPartition *p, uint32_t start, uint32_t n, bool used)
-{
-	uint64_t   *map = used_of(p);
-
-	while (n > 0)
-	{
-		uint32_t	bit = start % 64;
-		uint32_t	k = 64 - bit < n ? 64 - bit : n;
-		uint64_t	mask = (k == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << k) - 1)) << bit;
-
-		if (used)
-			map[start / 64] |= mask;
-		else
-			map[start / 64] &= ~mask;
-		start += k;
-		n -= k;
-	}
-}
-
-/* Put a free run on its class list; its blocks are already marked free. */
-static void
-link_run(KvcPartition *p, uint32_t start, uint32_t n)
-{
-	uint32_t	c = kvc_size_class(n);
-	KvcFreeRun *r = run_at(p, start);
-
-	r->nblocks = n;
-	r->prev = KVC_NONE;
-	r->next = p->free_heads[c];
-	r->start = start;
-	run_at(p, start + n - 1)->start = start;
-	if (r->next != KVC_NONE)
-		run_at(p, r->next)->prev = start;
-	p->free_heads[c] = start;
-	p->class_mask[c / 64] |= UINT64_C(1) << (c % 64);
-	p->nfree += n;
-	p->nruns++;
-}
-
-static void
-unlink_run(KvcPartition *p, uint32_t start)
-{
-	KvcFreeRun *r = run_at(p, start);
-	uint32_t	c = kvc_size_class(r->nblocks);
-
-	if (r->prev != KVC_NONE)
-		run_at(p, r->prev)->next = r->next;
-	else
-		p->free_heads[c] = r->next;
-	if (r->next != KVC_NONE)
-		run_at(p, r->next)->prev = r->prev;
-	if (p->free_heads[c] == KVC_NONE)
-		p->class_mask[c / 64] &= ~(UINT64_C(1) << (c % 64));
-	p->nfree -= r->nblocks;
-	p->nruns--;
-}
-
-/*
- * Free blocks [start, start + n), merging them with free neighbours.
- * Returns the start of the resulting run; *merged gets its length.
- */
-static uint32_t
-free_range(KvcPartition *p, uint32_t start, uint32_t n, uint32_t *merged)
-{
-	uint32_t	end = start + n;
-
-	mark_used(p, start, n, false);
-	if (start > 0 && !is_used(p, start - 1))
-	{
-		uint32_t	left = run_at(p, start - 1)->start;
-
-		n += run_at(p, left)->nblocks;
-		unlink_run(p, left);
-		start = left;
-	}
-	if (end < p->nblocks && !is_used(p, end))
-	{
-		n += run_at(p, end)->nblocks;
-		unlink_run(p, end);
-	}
-	link_run(p, start, n);
-	*merged = n;
-	return start;
-}
-
-/*
- * Take the first n blocks of free run 'start' (at least n long), or all of
- * it if fewer than KVC_MIN_RUN would be left.  Returns the blocks taken.
- */
-static uint32_t
-take_blocks(KvcPartition *p, uint32_t start, uint32_t n)
-{
-	uint32_t	len = run_at(p, start)->nblocks;
-
-	if (len - n < KVC_MIN_RUN)
-		n = len;
-	unlink_run(p, start);
-	if (len > n)
-		link_run(p, start + n, len - n);
-	mark_used(p, start, n, true);
-	return n;
-}
-
-/* A free run of at least n blocks, or KVC_NONE.  Exact: never misses one. */
-static uint32_t
-find_run(KvcPartition *p, uint32_t n)
-{
-	uint32_t	c = kvc_size_class(n);
-	uint32_t	higher;
-	uint32_t	idx;
-	uint32_t	scanned = 0;
-
-	if (c < KVC_EXACT_CLASSES)
-	{
-		/* every run of class >= c is long enough: take the best fit */
-		c = class_at_least(p, c);
-		return c == KVC_NONE ? KVC_NONE : p->free_heads[c];
-	}
-
-	/*
-	 * Class c holds runs of [2^k, 2^(k+1)) blocks: look there for a fit,
-	 * all of it if no higher class has one for sure.
-	 */
-	higher = class_at_least(p, c + 1);
-	for (idx = p->free_heads[c]; idx != KVC_NONE; idx = run_at(p, idx)->next)
-	{
-		if (run_at(p, idx)->nblocks >= n)
-			return idx;
-		if (higher != KVC_NONE && ++scanned >= 8)
-			break;
-	}
-	return higher == KVC_NONE ? KVC_NONE : p->free_heads[higher];
-}
-
-/*
- * Can the free runs hold an entry of 'bytes' split into extents?  Taking
- * all of them, each holds its blocks' bytes less a descriptor; every run
- * is at least KVC_MIN_RUN long, enough for the first extent's header and
- * descriptor.
- */
-static bool
-split_fits(KvcPartition *p, size_t bytes)
-{
-	return p->nruns > 0 &&
-		(uint64_t) p->nfree * KVC_BLOCK_SIZE >=
-		(uint64_t) bytes + (uint64_t) p->nruns * KVC_EXTENT_BYTES;
-}
-
-/* The longest free run; there must be one. */
-static uint32_t
-longest_run(KvcPartition *p)
-{
-	uint32_t	c = highest_class(p);
-	uint32_t	best;
-	uint32_t	idx;
-
-	if (c == KVC_NONE)
-		return KVC_NONE;
-	best = p->free_heads[c];
-	if (c < KVC_EXACT_CLASSES)
-		return best;
-	/* a class of mixed lengths: scan it */
-	for (idx = run_at(p, best)->next; idx != KVC_NONE; idx = run_at(p, idx)->next)
-		if (run_at(p, idx)->nblocks > run_at(p, best)->nblocks)
-			best = idx;
-	return best;
-}
-
 /* ----------------------------------------------------------------
  * Entries
  * ----------------------------------------------------------------
@@ -445,113 +158,6 @@ const KvcEntry *
 kvc_entry(KvcPartition *p, uint32_t idx)
 {
 	return (const KvcEntry *) block(p, idx);
-}
-
-typedef enum
-{
-	WALK_READ,					/* block -> out */
-	WALK_WRITE,					/* in -> block */
-	WALK_COMPARE				/* block == in? */
-} WalkMode;
-
-static inline bool
-walk_span(char *at, char *out, const char *in, size_t n, WalkMode mode)
-{
-	switch (mode)
-	{
-		case WALK_READ:
-			memcpy(out, at, n);
-			return true;
-		case WALK_WRITE:
-			memcpy(at, in, n);
-			return true;
-		case WALK_COMPARE:
-			return memcmp(at, in, n) == 0;
-	}
-	return false;
-}
-
-/*
- * Read, write or compare 'len' payload bytes at offset 'off' of entry
- * 'idx'; offsets count from the start of the header, so the key is at
- * HEADER_BYTES.  Returns false if the bytes differ (WALK_COMPARE) or the
- * entry is not well formed.
- *
- * This one walk serves the locked functions and the lock-free readers
- * alike, so it trusts nothing it reads: cache_fastpath.c calls it without
- * the lock, while a writer may be changing the partition, and throws the
- * result away if the partition's sequence counter moved.  Until then it
- * may see torn headers and half-written descriptors, so every block index
- * and extent length is checked against nblocks before it is used, the
- * range against the largest entry, and every extent but the first carries
- * at least 8 payload bytes, so the walk ends within max_entry_bytes / 8
- * extents: garbage in, garbage out, but never an access outside the
- * partition and never an endless loop.  nblocks, nbuckets and
- * max_entry_blocks never change after kvc_init, so they are safe to read.
- */
-static bool
-walk(KvcPartition *p, uint32_t idx, size_t off, char *out, const char *in,
-	 size_t len, WalkMode mode)
-{
-	uint32_t	nblocks = p->nblocks;
-	KvcEntry	h;
-	KvcExtent	d;
-	uint32_t	ext = idx;
-	size_t		data_at;		/* payload's offset in this extent */
-	size_t		base;			/* logical offset of that payload byte */
-	uint64_t	steps = 0;
-
-	if (idx >= nblocks || nblocks - idx < KVC_HEADER_BLOCKS ||
-		off < HEADER_BYTES || len > kvc_max_entry_bytes(p) ||
-		off > kvc_max_entry_bytes(p) - len)
-		return false;
-	if (len == 0)
-		return true;
-	memcpy(&h, block(p, idx), sizeof(h));
-	if (!h.split)
-	{
-		if ((size_t) (nblocks - idx) * KVC_BLOCK_SIZE < off + len)
-			return false;
-		return walk_span(block(p, idx) + off, out, in, len, mode);
-	}
-
-	memcpy(&d, block(p, idx) + HEADER_BYTES, sizeof(d));
-	if (d.nblocks < KVC_MIN_RUN)
-		return false;
-	data_at = HEADER_BYTES + KVC_EXTENT_BYTES;
-	base = HEADER_BYTES;
-	for (;;)
-	{
-		size_t		avail;
-
-		if (d.nblocks == 0 || d.nblocks > nblocks - ext)
-			return false;
-		avail = (size_t) d.nblocks * KVC_BLOCK_SIZE - data_at;
-		if (off < base + avail)
-		{
-			size_t		n = base + avail - off;
-
-			if (n > len)
-				n = len;
-			if (!walk_span(block(p, ext) + data_at + (off - base), out, in,
-						   n, mode))
-				return false;
-			if (out)
-				out += n;
-			if (in)
-				in += n;
-			off += n;
-			len -= n;
-			if (len == 0)
-				return true;
-		}
-		base += avail;
-		ext = d.next;
-		if (ext >= nblocks || ++steps > 2 * (uint64_t) p->max_entry_blocks + 1)
-			return false;
-		memcpy(&d, block(p, ext), sizeof(d));
-		data_at = KVC_EXTENT_BYTES;
-	}
 }
 
 /* Blocks entry 'idx' takes. */
@@ -579,7 +185,7 @@ static bool
 key_equals(KvcPartition *p, uint32_t idx, const char *key, size_t key_len)
 {
 	return kvc_entry(p, idx)->key_len == key_len &&
-		walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_COMPARE);
+		kvc_walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_COMPARE);
 }
 
 uint32_t
@@ -603,7 +209,7 @@ kvc_read_content_type(KvcPartition *p, uint32_t idx, char *dst)
 {
 	const KvcEntry *e = kvc_entry(p, idx);
 
-	walk(p, idx, HEADER_BYTES + e->key_len, dst, NULL, e->ct_len, WALK_READ);
+	kvc_walk(p, idx, HEADER_BYTES + e->key_len, dst, NULL, e->ct_len, WALK_READ);
 }
 
 void
@@ -611,7 +217,7 @@ kvc_read_value(KvcPartition *p, uint32_t idx, char *dst)
 {
 	const KvcEntry *e = kvc_entry(p, idx);
 
-	walk(p, idx, HEADER_BYTES + e->key_len + e->ct_len, dst, NULL,
+	kvc_walk(p, idx, HEADER_BYTES + e->key_len + e->ct_len, dst, NULL,
 		 e->value_len, WALK_READ);
 }
 
@@ -705,7 +311,7 @@ remove_entry(KvcPartition *p, uint32_t idx, uint32_t want)
 
 	if (!e.split)
 	{
-		run = free_range(p, idx,
+		run = kvc_free_range(p, idx,
 						 blocks_for(kvc_entry_bytes(e.key_len, e.ct_len,
 													e.value_len)) + e.spare,
 						 &len);
@@ -726,7 +332,7 @@ remove_entry(KvcPartition *p, uint32_t idx, uint32_t want)
 		{
 			uint32_t	next = d.next;
 
-			run = free_range(p, ext, d.nblocks, &len);
+			run = kvc_free_range(p, ext, d.nblocks, &len);
 			if (len >= want)
 				found = run;
 			if (next == KVC_NONE)
@@ -750,7 +356,7 @@ kvc_fits(KvcPartition *p, size_t key_len, size_t ct_len, size_t value_len)
 
 /*
  * Take free runs, largest first, for an entry of 'bytes' split into
- * extents (split_fits() said they hold it); write their descriptors.
+ * extents (kvc_split_fits() said they hold it); write their descriptors.
  * Returns the first block.
  */
 static uint32_t
@@ -762,7 +368,7 @@ take_extents(KvcPartition *p, size_t bytes)
 
 	while (remaining > 0)
 	{
-		uint32_t	start = longest_run(p);
+		uint32_t	start = kvc_longest_run(p);
 		uint32_t	len = run_at(p, start)->nblocks;
 		uint32_t	n = blocks_for(remaining + KVC_EXTENT_BYTES);
 		size_t		room;
@@ -772,7 +378,7 @@ take_extents(KvcPartition *p, size_t bytes)
 			n = KVC_MIN_RUN;
 		if (n > len)
 			n = len;
-		n = take_blocks(p, start, n);
+		n = kvc_take_blocks(p, start, n);
 		d = (KvcExtent *) (block(p, start) +
 						   (first == KVC_NONE ? HEADER_BYTES : 0));
 		d->nblocks = n;
@@ -818,12 +424,12 @@ kvc_insert(KvcPartition *p, uint64_t hash,
 
 	/*
 	 * Evict until a run of 'need' blocks exists or the free runs hold the
-	 * entry split.  Before the first eviction find_run() looked at every
+	 * entry split.  Before the first eviction kvc_find_run() looked at every
 	 * run; after that a long enough run can only be one an eviction made.
 	 * An entry fits, so evicting everything would make room.
 	 */
-	run = find_run(p, need);
-	while (run == KVC_NONE && !split_fits(p, bytes) &&
+	run = kvc_find_run(p, need);
+	while (run == KVC_NONE && !kvc_split_fits(p, bytes) &&
 		   p->lru_tail != KVC_NONE)
 	{
 		run = remove_entry(p, p->lru_tail, need);
@@ -842,7 +448,7 @@ kvc_insert(KvcPartition *p, uint64_t hash,
 	if (run != KVC_NONE)
 	{
 		idx = run;
-		hdr.spare = take_blocks(p, idx, need) - need;
+		hdr.spare = kvc_take_blocks(p, idx, need) - need;
 		hdr.split = 0;
 	}
 	else
@@ -851,9 +457,9 @@ kvc_insert(KvcPartition *p, uint64_t hash,
 		hdr.split = 1;
 	}
 	memcpy(block(p, idx), &hdr, sizeof(hdr));
-	walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_WRITE);
-	walk(p, idx, HEADER_BYTES + key_len, NULL, ct, ct_len, WALK_WRITE);
-	walk(p, idx, HEADER_BYTES + key_len + ct_len, NULL, value, value_len,
+	kvc_walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_WRITE);
+	kvc_walk(p, idx, HEADER_BYTES + key_len, NULL, ct, ct_len, WALK_WRITE);
+	kvc_walk(p, idx, HEADER_BYTES + key_len + ct_len, NULL, value, value_len,
 		 WALK_WRITE);
 
 	buckets_of(p)[bucket_of(p, hash)] = idx;
@@ -916,51 +522,10 @@ kvc_clear(KvcPartition *p)
 	p->nfree = 0;
 	p->nruns = 0;
 	if (p->nblocks > 0)
-		link_run(p, 0, p->nblocks);
+		kvc_link_run(p, 0, p->nblocks);
 	p->lru_head = p->lru_tail = KVC_NONE;
 	p->entries = 0;
 	p->payload_bytes = 0;
-}
-
-/*
- * Lock-free reads (cache_fastpath.c): see walk() for why they are safe
- * against a concurrent writer.
- */
-size_t
-kvc_max_entry_bytes(const KvcPartition *p)
-{
-	return (size_t) p->max_entry_blocks * KVC_BLOCK_SIZE;
-}
-
-uint32_t
-kvc_lookup_racy(KvcPartition *p, uint64_t hash, const char *key,
-				size_t key_len)
-{
-	volatile uint32_t *buckets = buckets_of(p);
-	uint32_t	idx = buckets[bucket_of(p, hash)];
-	uint32_t	steps = 0;
-
-	/* a header must lie wholly inside the partition to be read */
-	while (idx < p->nblocks && p->nblocks - idx >= KVC_HEADER_BLOCKS &&
-		   steps++ < p->nblocks)
-	{
-		KvcEntry	e;
-
-		memcpy(&e, block(p, idx), sizeof(e));
-		if (e.hash_lo == (uint32_t) hash && e.key_len == key_len &&
-			walk(p, idx, HEADER_BYTES, NULL, key, key_len, WALK_COMPARE))
-			return idx;
-		idx = e.hash_next;
-	}
-	return KVC_NONE;
-}
-
-/* Copy 'len' payload bytes at offset 'off' of entry 'idx'; false if torn. */
-bool
-kvc_read_racy(KvcPartition *p, uint32_t idx, size_t off, char *dst,
-			  size_t len)
-{
-	return walk(p, idx, off, dst, NULL, len, WALK_READ);
 }
 
 uint64_t

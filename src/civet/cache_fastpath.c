@@ -19,8 +19,8 @@
  * checks that the header's three blocks lie inside the partition; then the
  * content type and the value through kvc_read_racy(), which reads a
  * contiguous entry's bytes or follows a split entry's extent descriptors,
- * checking every index and length against the partition (walk() in
- * cache_core.c).  With 16-byte blocks, contiguous entries and extents the
+ * checking every index and length against the partition (kvc_walk() in
+ * cache_walk.c).  With 16-byte blocks, contiguous entries and extents the
  * protocol is the one it was with chained 64-byte blocks: every change of
  * entries and of the free-run bookkeeping (which cache_core writes into
  * freed blocks, so a stale index may lead a reader into it) happens inside

@@ -270,10 +270,14 @@ kv_send_reply(struct mg_connection *conn, const KvReply *r)
 	free(buf);
 }
 
-/* A JSON error body {"error": code, "message": text}. */
-int
-kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
-			  const char *message, const char *allow, bool close)
+/*
+ * A JSON error body {"error": code, "message": text}, with Allow, Connection:
+ * close and Retry-After as asked (NULL, false, 0: none).
+ */
+static int
+send_json_error(const KvHttpCtx *ctx, int status, KvError error,
+				const char *message, const char *allow, bool close,
+				int retry_after)
 {
 	KvReply		r = {0};
 	char	   *body;
@@ -285,11 +289,19 @@ kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
 	r.etag = -1;
 	r.cache = -1;
 	r.allow = allow;
-	r.head = ctx->head;
 	r.close = close;
+	r.retry_after = retry_after;
+	r.head = ctx->head;
 	kv_send_reply(ctx->conn, &r);
 	free(body);
 	return status;
+}
+
+int
+kv_send_error(const KvHttpCtx *ctx, int status, KvError error,
+			  const char *message, const char *allow, bool close)
+{
+	return send_json_error(ctx, status, error, message, allow, close, 0);
 }
 
 /* A JSON error with Retry-After: 'retry_after' seconds (429, 503). */
@@ -297,20 +309,8 @@ int
 kv_send_error_retry(const KvHttpCtx *ctx, int status, KvError error,
 					const char *message, int retry_after)
 {
-	KvReply		r = {0};
-	char	   *body;
-
-	body = kv_json_error(error, message, &r.body_len);
-	r.status = status;
-	r.content_type = KV_JSON_CONTENT_TYPE;
-	r.body = body;
-	r.etag = -1;
-	r.cache = -1;
-	r.retry_after = retry_after;
-	r.head = ctx->head;
-	kv_send_reply(ctx->conn, &r);
-	free(body);
-	return status;
+	return send_json_error(ctx, status, error, message, NULL, false,
+						   retry_after);
 }
 
 /*

@@ -33,6 +33,10 @@
  * (kvcache_release_partitions, reached from kvcache_lookup through
  * kv_holds_release).
  *
+ * The commits' side (holding stripes, removing and installing keys, a
+ * standby's holds) is cache_commit.c's; cache_internal.h is what the two
+ * files share.
+ *
  * Locking: every partition's contents are changed only with its LWLock
  * held exclusively (a hit reorders the LRU, so lookups take it exclusively
  * too), and every change of entries is bracketed by seq_begin/seq_end so
@@ -58,14 +62,14 @@
 
 #include "cache.h"
 #include "cache_core.h"
+#include "cache_internal.h"
 #include "cache_shared.h"
 #include "kvserver.h"
 #include "rmgr.h"
 
-static KvCacheShared *kv_cache = NULL;
-
-/* The partitions' LWLocks, from the "kvserver" tranche. */
-static LWLock *part_locks[KVCACHE_PARTITIONS];
+/* cache_internal.h */
+KvCacheShared *kvcache_shm = NULL;
+LWLock	   *kvcache_part_locks[KVCACHE_PARTITIONS];
 
 static Size
 partition_bytes(void)
@@ -100,24 +104,24 @@ kvcache_shmem_startup(void)
 	int			i;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	kv_cache = ShmemInitStruct("kvserver cache", shmem_size(), &found);
+	kvcache_shm = ShmemInitStruct("kvserver cache", shmem_size(), &found);
 	for (i = 0; i < KVCACHE_PARTITIONS; i++)
-		part_locks[i] = &GetNamedLWLockTranche("kvserver")[i].lock;
+		kvcache_part_locks[i] = &GetNamedLWLockTranche("kvserver")[i].lock;
 	if (!found)
 	{
 		uint32		nblocks = kvc_blocks_fitting(partition_bytes());
 
-		memset(kv_cache, 0, sizeof(KvCacheShared));
-		kv_cache->npartitions = (kvserver_cache_size_kb > 0 && nblocks >= 64)
+		memset(kvcache_shm, 0, sizeof(KvCacheShared));
+		kvcache_shm->npartitions = (kvserver_cache_size_kb > 0 && nblocks >= 64)
 			? KVCACHE_PARTITIONS : 0;
-		kv_cache->partition_bytes = partition_bytes();
-		pg_atomic_init_u32(&kv_cache->table_oid, InvalidOid);
-		pg_atomic_init_u64(&kv_cache->hits, 0);
-		pg_atomic_init_u64(&kv_cache->misses, 0);
-		pg_atomic_init_u64(&kv_cache->fills_skipped, 0);
+		kvcache_shm->partition_bytes = partition_bytes();
+		pg_atomic_init_u32(&kvcache_shm->table_oid, InvalidOid);
+		pg_atomic_init_u64(&kvcache_shm->hits, 0);
+		pg_atomic_init_u64(&kvcache_shm->misses, 0);
+		pg_atomic_init_u64(&kvcache_shm->fills_skipped, 0);
 		for (i = 0; i < KVCACHE_PARTITIONS; i++)
 		{
-			KvCachePartition *part = &kv_cache->parts[i];
+			KvCachePartition *part = &kvcache_shm->parts[i];
 
 			pg_atomic_init_u64(&part->seq, 0);
 			pg_atomic_init_u64(&part->generation, 0);
@@ -131,9 +135,9 @@ kvcache_shmem_startup(void)
 			for (int j = 0; j < KVCACHE_HIT_RING; j++)
 				pg_atomic_init_u64(&part->hit_ring[j], 0);
 			part->offset = MAXALIGN(sizeof(KvCacheShared)) +
-				(Size) i * kv_cache->partition_bytes;
-			if (kv_cache->npartitions > 0)
-				kvc_init((KvcPartition *) ((char *) kv_cache + part->offset),
+				(Size) i * kvcache_shm->partition_bytes;
+			if (kvcache_shm->npartitions > 0)
+				kvc_init((KvcPartition *) ((char *) kvcache_shm + part->offset),
 						 nblocks);
 		}
 	}
@@ -145,19 +149,13 @@ kvcache_shmem_startup(void)
 bool
 kvcache_attached(void)
 {
-	return kv_cache != NULL;
+	return kvcache_shm != NULL;
 }
 
 bool
 kvcache_available(void)
 {
-	return kv_cache != NULL && kv_cache->npartitions > 0;
-}
-
-static inline KvcPartition *
-core_of(KvCachePartition *part)
-{
-	return (KvcPartition *) ((char *) kv_cache + part->offset);
+	return kvcache_shm != NULL && kvcache_shm->npartitions > 0;
 }
 
 uint64
@@ -177,20 +175,7 @@ kvcache_partition_of(uint64 hash)
 void *
 kvcache_shared(void)
 {
-	return kvcache_available() ? kv_cache : NULL;
-}
-
-/* Bracket a change of a partition's entries; caller holds its lock. */
-static inline void
-seq_begin(KvCachePartition *part)
-{
-	pg_atomic_fetch_add_u64(&part->seq, 1);		/* odd: full barrier */
-}
-
-static inline void
-seq_end(KvCachePartition *part)
-{
-	pg_atomic_fetch_add_u64(&part->seq, 1);		/* even: full barrier */
+	return kvcache_available() ? kvcache_shm : NULL;
 }
 
 /*
@@ -222,9 +207,9 @@ do_clear_all(void)
 {
 	int			i;
 
-	for (i = 0; i < kv_cache->npartitions; i++)
+	for (i = 0; i < kvcache_shm->npartitions; i++)
 	{
-		KvCachePartition *part = &kv_cache->parts[i];
+		KvCachePartition *part = &kvcache_shm->parts[i];
 
 		seq_begin(part);
 		kvc_clear(core_of(part));
@@ -238,8 +223,8 @@ lock_all(void)
 {
 	int			i;
 
-	for (i = 0; i < kv_cache->npartitions; i++)
-		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
+	for (i = 0; i < kvcache_shm->npartitions; i++)
+		LWLockAcquire(kvcache_part_locks[i], LW_EXCLUSIVE);
 }
 
 static void
@@ -247,8 +232,8 @@ unlock_all(void)
 {
 	int			i;
 
-	for (i = kv_cache->npartitions - 1; i >= 0; i--)
-		LWLockRelease(part_locks[i]);
+	for (i = kvcache_shm->npartitions - 1; i >= 0; i--)
+		LWLockRelease(kvcache_part_locks[i]);
 }
 
 /*
@@ -260,13 +245,13 @@ void
 kvcache_bind_table(Oid relid)
 {
 	if (!kvcache_available() ||
-		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
+		pg_atomic_read_u32(&kvcache_shm->table_oid) == relid)
 		return;
 	lock_all();
-	if (pg_atomic_read_u32(&kv_cache->table_oid) != relid)
+	if (pg_atomic_read_u32(&kvcache_shm->table_oid) != relid)
 	{
 		do_clear_all();
-		pg_atomic_write_u32(&kv_cache->table_oid, relid);
+		pg_atomic_write_u32(&kvcache_shm->table_oid, relid);
 	}
 	unlock_all();
 }
@@ -275,7 +260,7 @@ bool
 kvcache_bound_to(Oid relid)
 {
 	return kvcache_available() &&
-		pg_atomic_read_u32(&kv_cache->table_oid) == relid;
+		pg_atomic_read_u32(&kvcache_shm->table_oid) == relid;
 }
 
 /*
@@ -287,11 +272,11 @@ void
 kvcache_unbind_table(Oid relid)
 {
 	if (!kvcache_available() ||
-		pg_atomic_read_u32(&kv_cache->table_oid) != relid)
+		pg_atomic_read_u32(&kvcache_shm->table_oid) != relid)
 		return;
 	lock_all();
 	do_clear_all();
-	pg_atomic_write_u32(&kv_cache->table_oid, InvalidOid);
+	pg_atomic_write_u32(&kvcache_shm->table_oid, InvalidOid);
 	unlock_all();
 }
 
@@ -313,17 +298,17 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 	if (!kvcache_available())
 		return false;
 	hash = kvc_hash(key, key_len);
-	part = &kv_cache->parts[kvcache_partition_of(hash)];
+	part = &kvcache_shm->parts[kvcache_partition_of(hash)];
 	core = core_of(part);
 
 	/* on a hot standby, a replayed writer may have ended (rmgr.c) */
 	if (pg_atomic_read_u32(&part->writers) != 0)
 		kv_holds_release();
 
-	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	LWLockAcquire(kvcache_part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
 	do_apply_hit_ring(part, core);
 	if (!KVCACHE_WRITE_IN_FLIGHT(part, hash) &&
-		pg_atomic_read_u32(&kv_cache->table_oid) == relid &&
+		pg_atomic_read_u32(&kvcache_shm->table_oid) == relid &&
 		(idx = kvc_lookup(core, hash, key, key_len)) != KVC_NONE)
 	{
 		const KvcEntry *e = kvc_entry(core, idx);
@@ -353,9 +338,9 @@ kvcache_lookup(Oid relid, const char *key, size_t key_len, KvAllocFn alloc,
 			hit = true;
 		}
 	}
-	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
+	LWLockRelease(kvcache_part_locks[KVCACHE_PARTITION_OF(hash)]);
 
-	pg_atomic_fetch_add_u64(hit ? &kv_cache->hits : &kv_cache->misses, 1);
+	pg_atomic_fetch_add_u64(hit ? &kvcache_shm->hits : &kvcache_shm->misses, 1);
 	return hit;
 }
 
@@ -384,7 +369,7 @@ kvcache_fill_token(const char *key, size_t key_len)
 	if (!kvcache_available())
 		return 0;
 	hash = kvc_hash(key, key_len);
-	token = fill_token_of(&kv_cache->parts[kvcache_partition_of(hash)], hash);
+	token = fill_token_of(&kvcache_shm->parts[kvcache_partition_of(hash)], hash);
 	pg_memory_barrier();
 	return token;
 }
@@ -403,15 +388,15 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 	if (!kvcache_available())
 		return;
 	hash = kvc_hash(key, key_len);
-	part = &kv_cache->parts[kvcache_partition_of(hash)];
+	part = &kvcache_shm->parts[kvcache_partition_of(hash)];
 	if (!kvc_fits(core_of(part), key_len, ct_len, value_len))
 		return;
 
-	LWLockAcquire(part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
+	LWLockAcquire(kvcache_part_locks[KVCACHE_PARTITION_OF(hash)], LW_EXCLUSIVE);
 	do_apply_hit_ring(part, core_of(part));
 	if (fill_token_of(part, hash) == token &&
 		!KVCACHE_WRITE_IN_FLIGHT(part, hash) &&
-		pg_atomic_read_u32(&kv_cache->table_oid) == relid)
+		pg_atomic_read_u32(&kvcache_shm->table_oid) == relid)
 	{
 		seq_begin(part);
 		filled = kvc_insert(core_of(part), hash, key, key_len,
@@ -419,217 +404,10 @@ kvcache_fill(Oid relid, const char *key, size_t key_len, uint64 token,
 							version, expires_at);
 		seq_end(part);
 	}
-	LWLockRelease(part_locks[KVCACHE_PARTITION_OF(hash)]);
+	LWLockRelease(kvcache_part_locks[KVCACHE_PARTITION_OF(hash)]);
 
 	if (!filled)
-		pg_atomic_fetch_add_u64(&kv_cache->fills_skipped, 1);
-}
-
-/*
- * Remove from partition 'partition' the entries of these hashes (all of
- * them if 'remove_all').  One mechanism for a commit on this node and for
- * a replayed kvserver WAL record.  Caller holds the partition's LWLock
- * exclusively.
- */
-static void
-remove_keys_locked(int partition, const uint64 *hashes, int nhashes,
-				   bool remove_all)
-{
-	KvCachePartition *part = &kv_cache->parts[partition];
-	int			i;
-
-	seq_begin(part);
-	if (remove_all)
-		kvc_clear(core_of(part));
-	else
-	{
-		for (i = 0; i < nhashes; i++)
-			if (kvcache_partition_of(hashes[i]) == partition)
-				kvc_remove_hash(core_of(part), hashes[i]);
-	}
-	seq_end(part);
-}
-
-/* The stripes of 'partition' that these hashes fall in, as a mask. */
-static uint32
-stripes_of(int partition, const uint64 *hashes, int nhashes)
-{
-	uint32		mask = 0;
-	int			i;
-
-	for (i = 0; i < nhashes; i++)
-		if (kvcache_partition_of(hashes[i]) == partition)
-			mask |= 1u << KVCACHE_STRIPE_OF(hashes[i]);
-	return mask;
-}
-
-/*
- * A committing transaction wrote these keys (PRE_COMMIT), or, if 'whole',
- * so many that the whole partition is to be invalidated.  Hold their
- * stripes of 'partition' (or the partition), then note the generations
- * from then on in 'begun', for kvcache_writes_end().
- */
-void
-kvcache_writes_begin(int partition, const uint64 *hashes, int nhashes,
-					 bool whole, KvWritesBegun *begun)
-{
-	KvCachePartition *part;
-	int			s;
-
-	memset(begun, 0, sizeof(*begun));
-	if (!kvcache_available())
-		return;
-	part = &kv_cache->parts[partition];
-	begun->whole = whole;
-	begun->stripes = whole ? 0 : stripes_of(partition, hashes, nhashes);
-	if (whole)
-		pg_atomic_fetch_add_u32(&part->writers, 1);
-	for (s = 0; s < KVCACHE_STRIPES; s++)
-		if (begun->stripes & (1u << s))
-			pg_atomic_fetch_add_u32(&part->stripe_writers[s], 1);
-	pg_memory_barrier();
-	begun->generation = pg_atomic_read_u64(&part->generation);
-	for (s = 0; s < KVCACHE_STRIPES; s++)
-		if (begun->stripes & (1u << s))
-			begun->stripe_gen[s] = pg_atomic_read_u64(&part->stripe_gen[s]);
-}
-
-/*
- * That transaction's commit is over (or it aborted): drop its keys from
- * the partition (all of them if 'remove_all'), move the generations of
- * what it held so that fills begun before now are refused, and let
- * lookups there go on.
- *
- * Then install the new state of the writes it staged (write-through), for
- * each key whose stripe nobody else committed in since its PRE_COMMIT
- * (and the partition was not invalidated as a whole).  Why that is
- * enough: this runs at XACT_EVENT_COMMIT, after the commit became visible
- * and before the transaction's locks are released.  A writer of the same
- * key that started earlier had to finish first (row lock).  One that
- * starts later may skip the lock wait, since our transaction is no longer
- * in progress; it holds the same stripe, as the key is the same: if it
- * committed before this point, its own kvcache_writes_end() moved the
- * stripe's generation past ours and the key is not installed; if it
- * commits after, its kvcache_writes_end() removes what we install; while
- * it is between its PRE_COMMIT and its commit, its hold of the stripe
- * makes every lookup of the key miss.
- */
-void
-kvcache_writes_end(int partition, const uint64 *hashes, int nhashes,
-				   bool remove_all, const KvWritesBegun *begun,
-				   const KvStagedWrite *staged, int nstaged)
-{
-	KvCachePartition *part;
-	uint32		installable = 0;
-	int			i;
-	int			s;
-
-	if (!kvcache_available())
-		return;
-	part = &kv_cache->parts[partition];
-	LWLockAcquire(part_locks[partition], LW_EXCLUSIVE);
-	if (nstaged > 0 && !remove_all &&
-		pg_atomic_read_u64(&part->generation) == begun->generation)
-	{
-		for (s = 0; s < KVCACHE_STRIPES; s++)
-			if ((begun->stripes & (1u << s)) &&
-				pg_atomic_read_u64(&part->stripe_gen[s]) == begun->stripe_gen[s])
-				installable |= 1u << s;
-	}
-
-	remove_keys_locked(partition, hashes, nhashes, remove_all);
-	if (remove_all || begun->whole)
-		pg_atomic_fetch_add_u64(&part->generation, 1);
-	for (s = 0; s < KVCACHE_STRIPES; s++)
-	{
-		if (begun->stripes & (1u << s))
-		{
-			pg_atomic_fetch_add_u64(&part->stripe_gen[s], 1);
-			pg_atomic_fetch_sub_u32(&part->stripe_writers[s], 1);
-		}
-	}
-	if (begun->whole)
-		pg_atomic_fetch_sub_u32(&part->writers, 1);
-
-	if (installable != 0)
-	{
-		seq_begin(part);
-		for (i = 0; i < nstaged; i++)
-		{
-			const KvStagedWrite *w = &staged[i];
-			uint64		hash = kvc_hash(w->key, w->key_len);
-			size_t		ct_len = w->content_type ? strlen(w->content_type) : 0;
-
-			if (kvcache_partition_of(hash) != partition ||
-				(installable & (1u << KVCACHE_STRIPE_OF(hash))) == 0)
-				continue;
-			/* in order: a later write of the same key replaces this one */
-			if (w->deleted ||
-				!kvc_fits(core_of(part), w->key_len, ct_len, w->value_len) ||
-				!kvc_insert(core_of(part), hash, w->key, w->key_len,
-							w->content_type, ct_len, w->value, w->value_len,
-							w->version, w->expires_at))
-				kvc_remove(core_of(part), hash, w->key, w->key_len);
-		}
-		seq_end(part);
-	}
-	LWLockRelease(part_locks[partition]);
-}
-
-/*
- * Hot standby (rmgr.c): the replay of a transaction's kvserver record, at
- * its PRE_COMMIT on the primary and so before its commit record.  For each
- * partition in 'partitions': remove the transaction's keys (every entry if
- * the partition is in 'cleared'), move the generation, and hold the
- * partition (writers++) until kvcache_release_partitions().  Until then no
- * lookup there hits and no fill installs, so no entry of the partition can
- * be older than a commit replayed meanwhile.
- */
-void
-kvcache_hold_partitions(uint32 partitions, uint32 cleared,
-						const uint64 *hashes, int nhashes)
-{
-	int			i;
-
-	if (!kvcache_available())
-		return;
-	for (i = 0; i < kv_cache->npartitions; i++)
-	{
-		if ((partitions & (1u << i)) == 0)
-			continue;
-		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
-		remove_keys_locked(i, hashes, nhashes, (cleared & (1u << i)) != 0);
-		pg_atomic_fetch_add_u64(&kv_cache->parts[i].generation, 1);
-		pg_atomic_fetch_add_u32(&kv_cache->parts[i].writers, 1);
-		LWLockRelease(part_locks[i]);
-	}
-}
-
-/*
- * The held transaction has ended (its commit or abort was replayed, or
- * recovery is over).  Move the generation, so that a fill whose token was
- * taken while it was in progress (whose read may predate its commit) is
- * refused, and lift the hold.  Nothing needs removing: the keys went at
- * hold time, and no fill could install while the partition was held.
- */
-void
-kvcache_release_partitions(uint32 partitions)
-{
-	int			i;
-
-	if (!kvcache_available())
-		return;
-	for (i = 0; i < kv_cache->npartitions; i++)
-	{
-		KvCachePartition *part = &kv_cache->parts[i];
-
-		if ((partitions & (1u << i)) == 0)
-			continue;
-		LWLockAcquire(part_locks[i], LW_EXCLUSIVE);
-		pg_atomic_fetch_add_u64(&part->generation, 1);
-		pg_atomic_fetch_sub_u32(&part->writers, 1);
-		LWLockRelease(part_locks[i]);
-	}
+		pg_atomic_fetch_add_u64(&kvcache_shm->fills_skipped, 1);
 }
 
 /* kv_cache_reset(): empty the cache and zero its counters. */
@@ -642,11 +420,11 @@ kvcache_reset(void)
 		return;
 	lock_all();
 	do_clear_all();
-	for (i = 0; i < kv_cache->npartitions; i++)
-		core_of(&kv_cache->parts[i])->evictions = 0;
-	pg_atomic_write_u64(&kv_cache->hits, 0);
-	pg_atomic_write_u64(&kv_cache->misses, 0);
-	pg_atomic_write_u64(&kv_cache->fills_skipped, 0);
+	for (i = 0; i < kvcache_shm->npartitions; i++)
+		core_of(&kvcache_shm->parts[i])->evictions = 0;
+	pg_atomic_write_u64(&kvcache_shm->hits, 0);
+	pg_atomic_write_u64(&kvcache_shm->misses, 0);
+	pg_atomic_write_u64(&kvcache_shm->fills_skipped, 0);
 	unlock_all();
 }
 
@@ -659,13 +437,13 @@ kvcache_stats(KvCacheStats *stats)
 	stats->enabled = kvcache_available();
 	if (!stats->enabled)
 		return;
-	stats->capacity_bytes = (int64) kv_cache->partition_bytes * kv_cache->npartitions;
-	for (i = 0; i < kv_cache->npartitions; i++)
+	stats->capacity_bytes = (int64) kvcache_shm->partition_bytes * kvcache_shm->npartitions;
+	for (i = 0; i < kvcache_shm->npartitions; i++)
 	{
-		KvCachePartition *part = &kv_cache->parts[i];
+		KvCachePartition *part = &kvcache_shm->parts[i];
 		KvcPartition *core = core_of(part);
 
-		LWLockAcquire(part_locks[i], LW_SHARED);
+		LWLockAcquire(kvcache_part_locks[i], LW_SHARED);
 		stats->entries += core->entries;
 		stats->payload_bytes += core->payload_bytes;
 		stats->evictions += core->evictions;
@@ -674,11 +452,11 @@ kvcache_stats(KvCacheStats *stats)
 		if (i == 0)
 			stats->max_cached_value = (int64) kvc_max_entry_bytes(core)
 				- (int64) sizeof(KvcEntry);
-		LWLockRelease(part_locks[i]);
+		LWLockRelease(kvcache_part_locks[i]);
 	}
-	stats->hits = pg_atomic_read_u64(&kv_cache->hits);
-	stats->misses = pg_atomic_read_u64(&kv_cache->misses);
-	stats->fills_skipped = pg_atomic_read_u64(&kv_cache->fills_skipped);
+	stats->hits = pg_atomic_read_u64(&kvcache_shm->hits);
+	stats->misses = pg_atomic_read_u64(&kvcache_shm->misses);
+	stats->fills_skipped = pg_atomic_read_u64(&kvcache_shm->fills_skipped);
 
 	/*
 	 * Everything an entry costs beyond its key, content type and value

@@ -239,22 +239,32 @@ read_row(void *arg, const char *key, size_t key_len, const KvRow *row)
 		set_row(&st->req->txn_ops[i], row);
 }
 
+/* The transaction's distinct keys as the arrays store.c takes. */
+static void
+key_arrays(TxnState *st, const char ***keys, size_t **lens)
+{
+	int			k;
+
+	*keys = palloc(sizeof(char *) * st->nkeys);
+	*lens = palloc(sizeof(size_t) * st->nkeys);
+	for (k = 0; k < st->nkeys; k++)
+	{
+		(*keys)[k] = st->keys[k].key;
+		(*lens)[k] = st->keys[k].key_len;
+	}
+}
+
 /* Every key read with one statement: one snapshot for all. */
 static bool
 run_reads(TxnState *st)
 {
 	KvRequest  *req = st->req;
-	const char **keys = palloc(sizeof(char *) * st->nkeys);
-	size_t	   *lens = palloc(sizeof(size_t) * st->nkeys);
+	const char **keys;
+	size_t	   *lens;
 	char		why[160];
-	int			k;
 	int			i;
 
-	for (k = 0; k < st->nkeys; k++)
-	{
-		keys[k] = st->keys[k].key;
-		lens[k] = st->keys[k].key_len;
-	}
+	key_arrays(st, &keys, &lens);
 	store_get_many(keys, lens, st->nkeys, read_row, st);
 	for (i = 0; i < req->ntxn_ops; i++)
 		if (req->txn_ops[i].kind == KV_TXN_CHECK &&
@@ -342,17 +352,12 @@ static bool
 run_writes(TxnState *st)
 {
 	KvRequest  *req = st->req;
-	const char **keys = palloc(sizeof(char *) * st->nkeys);
-	size_t	   *lens = palloc(sizeof(size_t) * st->nkeys);
+	const char **keys;
+	size_t	   *lens;
 	char		why[160];
-	int			k;
 	int			i;
 
-	for (k = 0; k < st->nkeys; k++)
-	{
-		keys[k] = st->keys[k].key;
-		lens[k] = st->keys[k].key_len;
-	}
+	key_arrays(st, &keys, &lens);
 	store_lock(keys, lens, st->nkeys, lock_row, st);
 
 	for (i = 0; i < req->ntxn_ops; i++)
