@@ -214,14 +214,23 @@ kvq_submit_and_wait(KvRequest *req, int timeout_ms)
 	if (queue_tail)
 		queue_tail->next = req;
 	else
+	{
 		queue_head = req;
+
+		/*
+		 * Only the first request of an empty queue wakes the main thread:
+		 * kvq_take_all() takes everything queued when it wakes, and re-arms
+		 * the eventfd for what it leaves.  One write per request cost a
+		 * syscall each under load, and the main thread wake-ups for nothing.
+		 * An eventfd write cannot block until the counter nears 2^64.
+		 */
+		if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		{
+			/* the main thread still sees the request at its next wakeup */
+		}
+	}
 	queue_tail = req;
 	queue_len++;
-	/* an eventfd write cannot block until the counter nears 2^64 */
-	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-	{
-		/* the main thread still sees the request at its next wakeup */
-	}
 
 	while (req->state != KV_REQ_DONE)
 	{

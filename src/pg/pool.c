@@ -9,13 +9,16 @@
  * reads (GET misses, listings, /health, identity checks) and writes.
  * Executor 0 takes reads only, so a read never waits behind a commit,
  * however long the commit waits for a synchronous standby.  The others
- * take writes, or reads when executor 0 is busy.  An executor gets a new
- * batch only once it has finished its last one; meanwhile requests gather
- * here, so batches grow under load and one commit serves many writes
- * (group commit), with several write batches in flight at once when there
- * are several write executors.  With kvserver.executors = 1 the one
- * executor takes everything; with 0, or while no executor is running, the
- * main thread serves the queue itself as it always did (batch.c).
+ * take writes.  An executor gets a new batch only once it has finished its
+ * last one; meanwhile requests gather here, so batches grow under load and
+ * one commit serves many writes (group commit).  Requests wait for a busy
+ * executor up to SPILL_AFTER_MS before the next idle one takes them (reads
+ * a write executor, writes the next write executor), so a slow commit
+ * still has the next batch built and committed beside it, and with
+ * several write executors several write batches are in flight.  With
+ * kvserver.executors = 1 the one executor takes everything; with 0, or
+ * while no executor is running, the main thread serves the queue itself
+ * as it always did (batch.c).
  *
  * Ownership.  A request handed to an executor stays RUNNING in
  * request_queue.c's terms and sits in the executor's slot table here; the
@@ -73,12 +76,27 @@
 
 #define MAX_BATCH_TAKE		256
 
+/*
+ * Requests wait for a busy executor whose batch is younger than this
+ * rather than go to the next idle one: reads for the read executor,
+ * writes for the first write executor.  On a small machine fewer, bigger
+ * batches win: one read executor answered 15-20% more misses per second
+ * than reads spread over every idle executor, and one write executor
+ * 40-50% more PUTs at 16 connections than two, because each batch costs a
+ * statement, a commit, a round trip through the queues and a wake-up on
+ * both sides.  The limit keeps the other executors' purpose: a slow read
+ * (a long listing), a lock wait or a commit waiting for a synchronous
+ * standby holds up the requests behind it for this long at most.
+ */
+#define SPILL_AFTER_MS		5
+
 typedef struct Executor
 {
 	int			index;
 	bool		reads_only;
 	bool		running;		/* started and its queues attached */
 	bool		busy;			/* a batch sent, its DONE not received */
+	TimestampTz busy_since;		/* when that batch was sent */
 	dsm_segment *seg;
 	shm_mq_handle *to;
 	shm_mq_handle *from;
@@ -403,25 +421,58 @@ send_batch(Executor *ex, KvRequest **head, KvRequest **tail)
 	MemoryContextSwitchTo(oldcxt);
 	npending -= n;
 	ex->busy = true;
+	ex->busy_since = GetCurrentTimestamp();
 	kv_metrics_batch(n);
 	flush_outbox(ex);
 }
 
-/* An idle executor for reads (reads_ok) or writes; NULL if none. */
+/* The read executor, while it is running; NULL if none. */
+static Executor *
+read_executor(void)
+{
+	if (nexecutors > 1 && executors[0].reads_only && executors[0].running)
+		return &executors[0];
+	return NULL;
+}
+
+/* Has ex's batch been running for SPILL_AFTER_MS? */
+static bool
+held_long(Executor *ex, TimestampTz now)
+{
+	return TimestampDifferenceExceeds(ex->busy_since, now, SPILL_AFTER_MS);
+}
+
+/*
+ * The executor for the next batch of reads or writes; NULL if the batch
+ * must wait.  Reads go to the read executor, or, when it is not running,
+ * is full or held long, to any idle write executor.  Writes go to the
+ * first write executor that is idle, but wait for an earlier one that is
+ * busy and not held long.
+ */
 static Executor *
 idle_executor(bool for_reads)
 {
+	Executor   *reader = for_reads ? read_executor() : NULL;
+	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
+	if (reader != NULL && reader->free_head != NO_SLOT)
+	{
+		if (!reader->busy)
+			return reader;
+		if (!held_long(reader, now))
+			return NULL;
+	}
 	for (i = 0; i < nexecutors; i++)
 	{
 		Executor   *ex = &executors[i];
 
-		if (!ex->running || ex->busy || ex->free_head == NO_SLOT)
+		if (!ex->running || ex->reads_only || ex->free_head == NO_SLOT)
 			continue;
-		if (ex->reads_only && !for_reads)
-			continue;
-		return ex;
+		if (!ex->busy)
+			return ex;
+		if (!for_reads && !held_long(ex, now))
+			return NULL;
 	}
 	return NULL;
 }
@@ -492,6 +543,35 @@ kv_pool_serve(void)
 	for (i = 0; i < nexecutors; i++)
 		flush_outbox(&executors[i]);
 	return true;
+}
+
+/*
+ * Milliseconds until a batch held back for a busy executor may go to
+ * another, or -1: the main loop must wake then, since nothing else may
+ * happen before.
+ */
+long
+kv_pool_wait_ms(void)
+{
+	TimestampTz now;
+	long		wait = -1;
+	int			i;
+
+	if (reads_head == NULL && writes_head == NULL)
+		return -1;
+	now = GetCurrentTimestamp();
+	for (i = 0; executors != NULL && i < nexecutors; i++)
+	{
+		Executor   *ex = &executors[i];
+		long		left;
+
+		if (!ex->running || !ex->busy || held_long(ex, now))
+			continue;
+		left = Max(1, SPILL_AFTER_MS - TimestampDifferenceMilliseconds(ex->busy_since, now));
+		if (wait < 0 || left < wait)
+			wait = left;
+	}
+	return wait;
 }
 
 /* Shutdown or HTTP restart: answer every request the pool holds. */

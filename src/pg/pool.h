@@ -15,6 +15,7 @@
 
 extern void kv_pool_start(void);
 extern bool kv_pool_serve(void);
+extern long kv_pool_wait_ms(void);
 extern void kv_pool_fail_all(const char *message);
 
 #endif							/* KVSERVER_POOL_H */

@@ -230,6 +230,10 @@ static long
 wait_timeout(void)
 {
 	long		timeout = kv_batch_has_deferred() ? KV_RETRY_MS : KV_AUTH_TICK_MS;
+	long		spill = kv_pool_wait_ms();
+
+	if (spill >= 0 && spill < timeout)
+		timeout = spill;
 
 	/* a standby's watchers hear of replayed changes at every turn */
 	if (timeout > KV_STANDBY_WATCH_MS && kv_watch_count() > 0 &&
