@@ -162,6 +162,17 @@ head_field(HeadBuf *h, const char *name_colon, size_t name_len, const char *valu
 
 #define HEAD_FIELD(h, lit, value)	head_field((h), (lit), sizeof(lit) - 1, (value))
 
+/* "Name: number\r\n" */
+static void
+head_number_field(HeadBuf *h, const char *name_colon, size_t name_len, uint64_t v)
+{
+	head_mem(h, name_colon, name_len);
+	head_u64(h, v);
+	HEAD_LIT(h, "\r\n");
+}
+
+#define HEAD_NUMBER(h, lit, v)	head_number_field((h), (lit), sizeof(lit) - 1, (v))
+
 static void
 build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 {
@@ -173,11 +184,7 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 	head_str(h, status_text(r->status));
 	HEAD_LIT(h, "\r\n");
 	if (!no_body)
-	{
-		HEAD_LIT(h, "Content-Length: ");
-		head_u64(h, body_len);
-		HEAD_LIT(h, "\r\n");
-	}
+		HEAD_NUMBER(h, "Content-Length: ", body_len);
 	if (r->content_type && !no_body)
 		HEAD_FIELD(h, "Content-Type: ", content_type_sendable(r->content_type));
 	if (r->etag >= 0)
@@ -203,17 +210,9 @@ build_head(HeadBuf *h, const KvReply *r, size_t body_len, bool no_body)
 	if (r->location)
 		HEAD_FIELD(h, "Location: ", r->location);
 	if (r->has_index)
-	{
-		HEAD_LIT(h, "X-Kv-Index: ");
-		head_u64(h, r->index);
-		HEAD_LIT(h, "\r\n");
-	}
+		HEAD_NUMBER(h, "X-Kv-Index: ", r->index);
 	if (r->retry_after > 0)
-	{
-		HEAD_LIT(h, "Retry-After: ");
-		head_u64(h, (uint64_t) r->retry_after);
-		HEAD_LIT(h, "\r\n");
-	}
+		HEAD_NUMBER(h, "Retry-After: ", (uint64_t) r->retry_after);
 	else if (r->status == 503)
 		HEAD_LIT(h, "Retry-After: 1\r\n");
 	if (r->status == 401)

@@ -202,12 +202,14 @@ groupable(int i)
 static void
 run_put_groups(const bool *ready, bool *done, Oid relid)
 {
-	bool		taken[KV_MAX_BATCH] = {false};
+	bool		left[KV_MAX_BATCH];	/* groupable, and in no group yet */
 	int			first;
 	int			i;
 
 	if (!store_is_plain(relid))
 		return;
+	for (i = 0; i < kv_batch_len; i++)
+		left[i] = ready[i] && groupable(i);
 	for (first = 0; first < kv_batch_len; first++)
 	{
 		PutGroup	g;
@@ -215,15 +217,15 @@ run_put_groups(const bool *ready, bool *done, Oid relid)
 		size_t		bytes = 0;
 		Oid			role;
 
-		if (taken[first] || !ready[first] || !groupable(first))
+		if (!left[first])
 			continue;
 		role = kv_batch[first]->role;
 		g.n = 0;
 		for (i = first; i < kv_batch_len && bytes < PUT_GROUP_MAX_BYTES; i++)
 		{
-			if (taken[i] || !ready[i] || kv_batch[i]->role != role || !groupable(i))
+			if (!left[i] || kv_batch[i]->role != role)
 				continue;
-			taken[i] = true;
+			left[i] = false;
 			idx[g.n] = i;
 			g.reqs[g.n++] = kv_batch[i];
 			bytes += kv_batch[i]->value_len;
@@ -253,6 +255,21 @@ run_put_groups(const bool *ready, bool *done, Oid relid)
 			}
 		}
 	}
+}
+
+/*
+ * Answer every write of the batch that has no answer of its own yet (nor
+ * waits for a retry) with this error: its commit failed or is unconfirmed.
+ */
+static void
+fail_unanswered_writes(int status, KvError error, const char *message)
+{
+	int			i;
+
+	for (i = 0; i < kv_batch_len; i++)
+		if (kv_batch[i] && kv_exec_is_write(kv_batch[i]) && !kv_batch_retry[i] &&
+			kv_batch[i]->error == KV_ERR_NONE)
+			kvq_set_error(kv_batch[i], status, error, message);
 }
 
 /*
@@ -301,10 +318,7 @@ kv_batch_run_writes(void)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		snprintf(msg, sizeof(msg), "commit failed: %s", edata->message);
-		for (i = 0; i < kv_batch_len; i++)
-			if (kv_batch[i] && kv_exec_is_write(kv_batch[i]) && !kv_batch_retry[i] &&
-				kv_batch[i]->error == KV_ERR_NONE)
-				kvq_set_error(kv_batch[i], 500, KV_ERR_INTERNAL, msg);
+		fail_unanswered_writes(500, KV_ERR_INTERNAL, msg);
 		ereport(LOG, (errmsg("kvserver %s", msg)));
 		FreeErrorData(edata);
 	}
@@ -314,11 +328,8 @@ kv_batch_run_writes(void)
 		ereport(WARNING,
 				(errmsg("kvserver answered a batch of writes with 503: the commit at %X/%X was not confirmed by the synchronous standbys",
 						LSN_FORMAT_ARGS(XactLastCommitEnd))));
-		for (i = 0; i < kv_batch_len; i++)
-			if (kv_batch[i] && kv_exec_is_write(kv_batch[i]) && !kv_batch_retry[i] &&
-				kv_batch[i]->error == KV_ERR_NONE)
-				kvq_set_error(kv_batch[i], 503, KV_ERR_UNAVAILABLE,
-							  "the write committed locally, but the synchronous standbys did not confirm it: its outcome is unknown");
+		fail_unanswered_writes(503, KV_ERR_UNAVAILABLE,
+							   "the write committed locally, but the synchronous standbys did not confirm it: its outcome is unknown");
 	}
 	for (i = 0; i < kv_batch_len; i++)
 		if (kv_batch[i] && kv_exec_is_write(kv_batch[i]))

@@ -430,7 +430,8 @@ send_batch(Executor *ex, KvRequest **head, KvRequest **tail)
 static Executor *
 read_executor(void)
 {
-	if (nexecutors > 1 && executors[0].reads_only && executors[0].running)
+	/* reads_only is set on executor 0 only when there are others */
+	if (executors[0].reads_only && executors[0].running)
 		return &executors[0];
 	return NULL;
 }
